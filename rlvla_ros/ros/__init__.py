@@ -1,0 +1,1 @@
+"""Helpers shared by the rclpy nodes at the ROS edge (executable lookup, conversions, parameters)."""

@@ -1,0 +1,78 @@
+"""Test-session isolation and shared fixtures for tests that use a real rclpy graph.
+
+Other programs on this host may run ROS 2: every test session gets its own ROS_DOMAIN_ID and discovery limited to
+localhost, set before any test starts a context (child processes inherit them).
+"""
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+class RosGraph:
+    """An rclpy context with a multi-threaded executor spinning in the background, and the nodes it spins."""
+
+    def __init__(self) -> None:
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self._nodes = []
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def add(self, node):
+        """Spin `node` (created with `context=graph.context`) and destroy it at teardown; returns it."""
+        self.executor.add_node(node)
+        self._nodes.append(node)
+        return node
+
+    def node(self, name: str, **kwargs):
+        """A plain node on this graph, for test-side publishers, subscriptions and clients."""
+        import rclpy
+
+        return self.add(rclpy.create_node(name, context=self.context, **kwargs))
+
+    def shutdown(self) -> None:
+        import rclpy
+
+        # Stop the executor and join its thread before rclpy.shutdown: shutting down under a spinning executor
+        # aborts the process with the PyPI wheels.
+        self.executor.shutdown(timeout_sec=5.0)
+        self._thread.join(timeout=5.0)
+        for node in self._nodes:
+            node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+@pytest.fixture
+def ros_graph() -> Iterator[RosGraph]:
+    graph = RosGraph()
+    yield graph
+    graph.shutdown()
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0, period_s: float = 0.02) -> bool:
+    """Poll `predicate` until it is true or `timeout_s` passes; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(period_s)
+    return predicate()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., bool]:
+    """`wait_for(predicate, timeout_s=10.0)`: poll until the predicate holds."""
+    return _wait_for
