@@ -1,0 +1,65 @@
+"""Node parameters from dataclasses: one declared ROS parameter per field, with its description, validated once.
+
+A node's configuration is a dataclass whose fields carry `metadata={"description": ...}` and whose `__post_init__`
+raises ValueError on bad values. `declare_config` declares the parameters (so `ros2 param describe` shows the
+descriptions and YAML files in config/ set them), reads them back and builds the validated dataclass: a bad value in
+a parameter file stops the node at start-up with a message naming the parameter.
+"""
+
+import array
+import dataclasses
+import typing
+from typing import TypeVar
+
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.exceptions import ParameterUninitializedException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+
+ConfigT = TypeVar("ConfigT")
+
+_PARAMETER_TYPES = {
+    bool: Parameter.Type.BOOL,
+    int: Parameter.Type.INTEGER,
+    float: Parameter.Type.DOUBLE,
+    str: Parameter.Type.STRING,
+    list[bool]: Parameter.Type.BOOL_ARRAY,
+    list[int]: Parameter.Type.INTEGER_ARRAY,
+    list[float]: Parameter.Type.DOUBLE_ARRAY,
+    list[str]: Parameter.Type.STRING_ARRAY,
+}
+
+
+def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
+    """Declare one parameter per field of `config_type`, then return the validated config built from them."""
+    hints = typing.get_type_hints(config_type)
+    values = {}
+    for field in dataclasses.fields(config_type):
+        parameter_type = _PARAMETER_TYPES.get(hints[field.name])
+        if parameter_type is None:
+            raise TypeError(f"{config_type.__name__}.{field.name}: unsupported parameter type {hints[field.name]}")
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        # YAML files often say `rate_hz: 20` for a float: accept integers there (checked below) instead of the
+        # strict typing that would refuse them.
+        descriptor = ParameterDescriptor(description=field.metadata.get("description", ""),
+                                         dynamic_typing=parameter_type == Parameter.Type.DOUBLE)
+        # Empty lists carry no type of their own: declare the type explicitly, as ROS needs it.
+        initial = default if default != [] else parameter_type
+        node.declare_parameter(field.name, initial, descriptor)
+        try:
+            value = node.get_parameter(field.name).value
+        except ParameterUninitializedException:
+            value = default
+        values[field.name] = _checked(field.name, value, parameter_type)
+    try:
+        return config_type(**values)
+    except ValueError as error:
+        raise ValueError(f"node '{node.get_name()}': invalid parameters: {error}") from None
+
+
+def _checked(name: str, value, parameter_type: Parameter.Type):
+    if parameter_type == Parameter.Type.DOUBLE:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"parameter '{name}' must be a number, got {value!r}")
+        return float(value)
+    return list(value) if isinstance(value, (list, tuple, array.array)) else value
