@@ -3,14 +3,14 @@
 import argparse
 import sys
 
-from rlvla_ros.cli import demo, doctor, run
+from rlvla_ros.cli import bench, dataset, demo, doctor, run
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per subcommand module."""
     parser = argparse.ArgumentParser(prog="rlvla", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (demo, doctor, run):
+    for module in (doctor, run, bench, dataset, demo):
         module.add_parser(subcommands)
     return parser
 

@@ -1,0 +1,40 @@
+"""`rlvla bench <what> [--json]`: benchmarks that print their numbers; with --json the last line is one JSON object."""
+
+import argparse
+import importlib
+import json
+
+# Benchmark name -> (module, function, what it measures). Imported lazily: each pulls in a heavy stack.
+BENCHMARKS = {
+    "sim": ("rlvla_ros.sim.benchmark", "benchmark_sim", "physics steps/s, rendered frames/s, env steps/s"),
+    "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
+               "p50/p95 latency per action chunk for each model and decoding mode"),
+    "record": ("rlvla_ros.data.benchmark", "benchmark_bag_write",
+               "images/s written and drops for a 30 Hz 224x224 stream"),
+}
+
+
+def add_parser(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser("bench", help="run a benchmark and print its numbers")
+    parser.add_argument("what", choices=sorted(BENCHMARKS), help="; ".join(f"{name}: {spec[2]}"
+                                                                         for name, spec in BENCHMARKS.items()))
+    parser.add_argument("--json", action="store_true", help="end with the results as one JSON object")
+    parser.set_defaults(handler=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    module, function, _ = BENCHMARKS[args.what]
+    results = getattr(importlib.import_module(module), function)()
+    for key, value in _flatten(results):
+        print(f"{key}: {value}")
+    if args.json:
+        print(json.dumps(results))
+    return 0
+
+
+def _flatten(results: dict, prefix: str = ""):
+    for key, value in results.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

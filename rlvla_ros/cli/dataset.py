@@ -1,0 +1,43 @@
+"""`rlvla dataset info|recover <path>`: inspect recorded bags and repair interrupted ones, without ROS running."""
+
+import argparse
+import json
+
+
+def add_parser(subcommands: argparse._SubParsersAction) -> None:
+    parser = subcommands.add_parser("dataset", help="inspect or repair recorded rosbag2 datasets")
+    actions = parser.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    info = actions.add_parser("info", help="episodes, tasks, success counts and topic rates of a bag or folder")
+    info.add_argument("path", help="a rosbag2 directory or a folder of them")
+    info.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    info.set_defaults(handler=_info)
+    recover = actions.add_parser("recover", help="make a bag left by a killed recorder readable (like reindex)")
+    recover.add_argument("path", help="the rosbag2 directory")
+    recover.set_defaults(handler=_recover)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from rlvla_ros.data import dataset_info, format_dataset_info
+
+    try:
+        info = dataset_info(args.path)
+    except ValueError as error:
+        print(f"rlvla dataset info: {error}")
+        return 1
+    print(json.dumps(info) if args.json else format_dataset_info(info))
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from rlvla_ros.data import recover_bag
+
+    try:
+        report = recover_bag(args.path)
+    except ValueError as error:
+        print(f"rlvla dataset recover: {error}")
+        return 1
+    if report["recovered"]:
+        print(f"recovered {report['messages']} messages on {len(report['topics'])} topics into {report['path']}")
+    else:
+        print(f"{report['path']} is complete; nothing to recover")
+    return 0
