@@ -2,14 +2,14 @@
 
 import argparse
 
-from rlvla_ros.cli import bench, dataset, demo, doctor, launch, run
+from rlvla_ros.cli import bench, dataset, demo, doctor, finetune, launch, run
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per subcommand module."""
     parser = argparse.ArgumentParser(prog="rlvla", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (doctor, run, launch, bench, dataset, demo):
+    for module in (doctor, run, launch, finetune, bench, dataset, demo):
         module.add_parser(subcommands)
     return parser
 

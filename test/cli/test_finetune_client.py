@@ -1,0 +1,149 @@
+"""The fine-tuning client (Python commander and `rlvla finetune`) against a learner served in the test's graph."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+from rclpy.node import Node
+
+from rlvla_ros.cli.finetune import parse_overrides
+from rlvla_ros.msg import FineTuneStatus, Metric
+from rlvla_ros.ros.commander import FineTuneCommander
+from rlvla_ros.srv import GetFineTuneStatus, StartFineTune, StopFineTune
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+class FakeLearner(Node):
+    """Accepts `bc` only; each status query advances the job one of three steps, then it succeeds."""
+
+    def __init__(self, context):
+        super().__init__("learner", namespace="/test_rlvla", context=context)
+        self.requests = []
+        self.status = FineTuneStatus()
+        self.create_service(StartFineTune, "~/start_finetune", self._start)
+        self.create_service(StopFineTune, "~/stop_finetune", self._stop)
+        self.create_service(GetFineTuneStatus, "~/get_status", self._get_status)
+
+    def _start(self, request, response):
+        self.requests.append(request)
+        if request.algorithm != "bc":
+            response.accepted, response.message = False, f"unknown algorithm '{request.algorithm}'"
+            return response
+        self.status = FineTuneStatus(job_id="job-1", state=FineTuneStatus.STATE_RUNNING, algorithm="bc",
+                                     step=0, total_steps=3)
+        response.accepted, response.job_id, response.message = True, "job-1", "bc for 3 steps"
+        return response
+
+    def _stop(self, request, response):
+        self.status.state = FineTuneStatus.STATE_CANCELLED
+        response.success, response.message = True, f"stopping {self.status.job_id}"
+        return response
+
+    def _get_status(self, request, response):
+        if request.job_id not in ("", self.status.job_id) or not self.status.job_id:
+            response.success, response.message = False, f"no job '{request.job_id}'"
+            return response
+        if self.status.state == FineTuneStatus.STATE_RUNNING:
+            self.status.step += 1
+            self.status.metrics = [Metric(name="loss", value=1.0 / self.status.step)]
+            if self.status.step == self.status.total_steps:
+                self.status.state = FineTuneStatus.STATE_SUCCEEDED
+                self.status.best_checkpoint = "/tmp/best"
+        response.success, response.status = True, self.status
+        return response
+
+
+@pytest.fixture
+def learner(ros_graph):
+    return ros_graph.add(FakeLearner(ros_graph.context))
+
+
+@pytest.fixture
+def commander(ros_graph):
+    node = FineTuneCommander("/test_rlvla/learner", context=ros_graph.context)
+    yield node
+    node.destroy_node()
+
+
+def test_start_sends_algorithm_datasets_steps_and_overrides_as_yaml(learner, commander):
+    result = commander.start_finetune("bc", datasets=["/data/bag_0"], steps=3, overrides={"learning_rate": 0.001})
+    assert (result.accepted, result.job_id) == (True, "job-1")
+    request = learner.requests[0]
+    assert (request.algorithm, list(request.datasets), request.steps) == ("bc", ["/data/bag_0"], 3)
+    assert yaml.safe_load(request.overrides_yaml) == {"learning_rate": 0.001}
+
+
+def test_refusal_carries_the_learners_message(learner, commander):
+    result = commander.start_finetune("nope")
+    assert not result.accepted
+    assert result.message == "unknown algorithm 'nope'"
+
+
+def test_wait_for_job_reports_progress_until_the_job_succeeds(learner, commander):
+    job = commander.start_finetune("bc")
+    seen = []
+    final = commander.wait_for_job(job.job_id, on_progress=lambda status: seen.append(status.step), timeout_s=10,
+                                   poll_period_s=0.0)
+    assert final.state == FineTuneStatus.STATE_SUCCEEDED
+    assert final.best_checkpoint == "/tmp/best"
+    assert seen == sorted(seen) and seen[-1] == 3
+
+
+def test_status_of_an_unknown_job_raises_with_the_learners_message(learner, commander):
+    commander.start_finetune("bc")
+    with pytest.raises(RuntimeError, match="no job 'other'"):
+        commander.get_status("other")
+
+
+def test_missing_learner_times_out_with_a_hint(ros_graph):
+    commander = FineTuneCommander("/nowhere/learner", context=ros_graph.context)
+    try:
+        with pytest.raises(TimeoutError, match="not available"):
+            commander.start_finetune("bc", timeout_s=0.5)
+    finally:
+        commander.destroy_node()
+
+
+def test_overrides_parse_values_as_yaml_and_refuse_malformed_items():
+    assert parse_overrides(["lr=1e-3", "tasks=[lift, push]", "name=x"]) == {"lr": 1e-3, "tasks": ["lift", "push"],
+                                                                           "name": "x"}
+    with pytest.raises(ValueError, match="malformed override 'oops'"):
+        parse_overrides(["oops"])
+
+
+def rlvla_finetune(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rlvla_ros.cli", "finetune", "--learner", "/test_rlvla/learner",
+                           *arguments], cwd=REPO, env=os.environ, capture_output=True, text=True, timeout=60)
+
+
+def test_cli_start_follows_the_job_to_success(learner):
+    result = rlvla_finetune("start", "bc", "--steps", "3", "--set", "learning_rate=0.01")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "started job job-1: bc for 3 steps" in result.stdout
+    assert "job job-1: bc succeeded (3/3 steps)" in result.stdout
+    assert yaml.safe_load(learner.requests[0].overrides_yaml) == {"learning_rate": 0.01}
+
+
+def test_cli_reports_a_refusal_and_exits_nonzero(learner):
+    result = rlvla_finetune("start", "nope")
+    assert result.returncode == 1
+    assert "refused: unknown algorithm 'nope'" in result.stdout
+
+
+def test_cli_refuses_a_malformed_override_before_calling_the_learner(learner):
+    result = rlvla_finetune("start", "bc", "--set", "no_equals_sign")
+    assert result.returncode == 2
+    assert "malformed override 'no_equals_sign'" in result.stdout
+    assert learner.requests == []
+
+
+def test_cli_stop_and_status(learner):
+    learner.status = FineTuneStatus(job_id="job-1", state=FineTuneStatus.STATE_RUNNING, algorithm="bc", total_steps=9)
+    stopped = rlvla_finetune("stop")
+    assert stopped.returncode == 0 and "stopping job-1" in stopped.stdout
+    status = rlvla_finetune("status")
+    assert "job job-1: bc cancelled" in status.stdout
