@@ -13,7 +13,7 @@ IN_VENV := . $(VENV)/bin/activate &&
 DEPS_STAMP := $(VENV)/.rlvla-deps
 BUILD_STAMP := $(VENV)/.rlvla-build
 INTERFACE_FILES := $(wildcard msg/*.msg srv/*.srv action/*.action)
-SHARE_FILES := $(wildcard launch/* config/*)
+SHARE_FILES := $(shell find launch config -type f)
 NODE_FILES := $(wildcard rlvla_ros/nodes/*.py)
 
 .PHONY: setup test demo clean

@@ -1,0 +1,31 @@
+"""Safety layer between the policy and the arm: robot limits, kinematics, the action filter and a watchdog."""
+
+from rlvla_ros.safety.action_filter import (
+    ACTION_DIM,
+    ACTION_SPACE,
+    ActionSafetyFilter,
+    FilterResult,
+    SafeCommand,
+    parse_chunk,
+)
+from rlvla_ros.safety.kinematics import Kinematics, MoveItKinematics, make_kinematics, mujoco_kinematics
+from rlvla_ros.safety.robot_config import KinematicsConfig, RobotConfig, load_robot_config, robot_config_path
+from rlvla_ros.safety.watchdog import Watchdog
+
+__all__ = [
+    "ACTION_DIM",
+    "ACTION_SPACE",
+    "ActionSafetyFilter",
+    "FilterResult",
+    "Kinematics",
+    "KinematicsConfig",
+    "MoveItKinematics",
+    "RobotConfig",
+    "SafeCommand",
+    "Watchdog",
+    "load_robot_config",
+    "make_kinematics",
+    "mujoco_kinematics",
+    "parse_chunk",
+    "robot_config_path",
+]

@@ -1,0 +1,246 @@
+"""The safety_filter node over real topics: only safe commands reach the arm topics, stops come when they should."""
+
+import time
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+
+from rlvla_ros.msg import ActionChunk
+from rlvla_ros.nodes.safety_filter import SafetyFilter
+from rlvla_ros.safety import robot_config_path
+from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, HOME_ARM_Q, JOINT_NAMES
+
+QUIET_S = 0.5
+"""How long a test waits to be confident that nothing more gets published."""
+EXECUTOR_STALL_S = 0.3
+"""Slack for the shared ros_graph fixture: its MultiThreadedExecutor can hold back callbacks for a few 100 ms."""
+
+
+def chunk(rows, source="policy", action_space="ee_delta", step=0) -> ActionChunk:
+    rows = np.atleast_2d(np.asarray(rows, dtype=np.float64))
+    return ActionChunk(episode_id="ep", step=step, horizon=rows.shape[0], action_dim=rows.shape[1],
+                       actions=rows.ravel().tolist(), action_space=action_space, log_probs=[-1.5] * rows.shape[0],
+                       value=float("nan"), policy_version=3, source=source)
+
+
+class Rig:
+    """A safety_filter node plus a test node feeding it joint states (20 Hz) and chunks, recording its outputs."""
+
+    def __init__(self, ros_graph, wait_for, q=HOME_ARM_Q, **parameters):
+        self.wait_for = wait_for
+        self.q = np.asarray(q, dtype=float)
+        # generous unless a test is about it: executor stalls must not make the joint states look stale
+        parameters.setdefault("joint_state_timeout_s", 2.0)
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.node = ros_graph.add(SafetyFilter(context=ros_graph.context, parameter_overrides=overrides))
+        self.robot = self.node.robot
+        self.test = ros_graph.node("safety_filter_test")
+        self.trajectories: list[tuple[float, JointTrajectory]] = []
+        self.gripper: list[Float64MultiArray] = []
+        self.executed: list[ActionChunk] = []
+        self.test.create_subscription(JointTrajectory, "arm_controller/joint_trajectory",
+                                      lambda m: self.trajectories.append((time.monotonic(), m)), 10)
+        self.test.create_subscription(Float64MultiArray, "gripper_controller/commands", self.gripper.append, 10)
+        self.test.create_subscription(ActionChunk, "executed_action", self.executed.append, 10)
+        self.policy = self.test.create_publisher(ActionChunk, "action_chunk", 10)
+        self.teleop = self.test.create_publisher(ActionChunk, "teleop/action_chunk", 10)
+        self.joint_states = self.test.create_publisher(JointState, "joint_states", 10)
+        self.estop_client = self.test.create_client(SetBool, "safety_filter/estop")
+        self.joint_state_timer = self.test.create_timer(0.05, self._publish_joint_state)
+        # Both ends of every topic must have matched, or the first messages can arrive late.
+        endpoints = [*self.node.subscriptions, *self.test.subscriptions]
+        assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in endpoints), 10.0)
+        assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in (self.policy, self.teleop)), 10.0)
+        assert self.estop_client.wait_for_service(timeout_sec=10.0)
+
+    def _publish_joint_state(self):
+        positions = list(self.q) + [0.04, 0.04]
+        self.joint_states.publish(JointState(name=list(JOINT_NAMES), position=positions))
+
+    def estop(self, engage: bool) -> SetBool.Response:
+        future = self.estop_client.call_async(SetBool.Request(data=engage))
+        assert self.wait_for(future.done, 5.0)
+        return future.result()
+
+    def wait_for_trajectories(self, count: int, timeout_s: float = 5.0) -> bool:
+        return self.wait_for(lambda: len(self.trajectories) >= count, timeout_s)
+
+
+@pytest.fixture
+def rig(ros_graph, wait_for):
+    """`rig(q=..., **parameters)`: a connected Rig whose joint states have reached the node."""
+
+    def make(**kwargs) -> Rig:
+        made = Rig(ros_graph, wait_for, **kwargs)
+        # the e-stop reply says whether the node holds a joint state: proof the rig is fully connected
+        assert wait_for(lambda: made.estop(True).message.startswith(("e-stop engaged: holding",
+                                                                      "e-stop engaged: dry run, would hold")))
+        made.estop(False)
+        made.trajectories.clear()
+        return made
+
+    return make
+
+
+def assert_safe(trajectory: JointTrajectory, robot) -> np.ndarray:
+    """Every point finite and within the joint limits; returns the positions (points, joints)."""
+    assert trajectory.joint_names == list(robot.arm_joint_names)
+    positions = np.array([p.positions for p in trajectory.points])
+    assert positions.shape == (len(trajectory.points), len(robot.arm_joint_names))
+    assert np.isfinite(positions).all()
+    assert np.all(positions >= robot.joint_limits_rad[:, 0]) and np.all(positions <= robot.joint_limits_rad[:, 1])
+    return positions
+
+
+def test_valid_chunk_becomes_a_trajectory_point_a_gripper_command_and_an_executed_action(rig):
+    r = rig(watchdog_timeout_s=5.0)
+    r.policy.publish(chunk([[0.5, 0.0, -0.2, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, -1.0]]))
+    assert r.wait_for_trajectories(1) and r.wait_for(lambda: r.gripper and r.executed)
+    _, trajectory = r.trajectories[0]
+    positions = assert_safe(trajectory, r.robot)
+    assert len(trajectory.points) == 1
+    point = trajectory.points[0]
+    assert point.time_from_start.sec == 0 and point.time_from_start.nanosec == 100_000_000
+    expected = r.node.filter.filter(np.array([0.5, 0.0, -0.2, 0.0, 1.0]), HOME_ARM_Q).command.joint_positions_rad
+    np.testing.assert_allclose(positions[0], expected, atol=1e-9)
+    assert list(r.gripper[0].data) == [0.0]
+    executed = r.executed[0]
+    assert (executed.source, executed.episode_id, executed.horizon, executed.policy_version) == ("policy", "ep", 1, 3)
+    np.testing.assert_allclose(executed.actions, [0.5, 0.0, -0.2, 0.0, 1.0], atol=1e-6)
+    assert list(executed.log_probs) == [-1.5]
+
+
+def test_unsafe_chunks_never_reach_the_arm(rig, kinematics, arm_at):
+    # Just below the workspace ceiling, so that moving up would leave the box.
+    r = rig(q=arm_at([0.42, 0.0, 0.39]), watchdog_timeout_s=5.0)
+    refused = [
+        chunk([np.nan, 0, 0, 0, 0]),
+        chunk([0, 0, np.inf, 0, 0]),
+        chunk([0, 0, 0, -np.inf, 0], source="teleop"),
+        chunk([[0.1] * 6]),  # action_dim 6
+        chunk([0.1] * 5, action_space="joint_position"),
+    ]
+    accepted = [
+        chunk([1e9, -1e9, 1e9, 1e9, -1e9], step=1),  # huge: clamped
+        chunk([0.0, 0.0, 1.0, 0.0, 0.0], step=2),  # up and out of the workspace: clipped
+        chunk([-0.5, 0.2, -0.5, 0.0, 1.0], step=3),
+    ]
+    for message in refused + accepted:
+        r.policy.publish(message)
+    assert r.wait_for(lambda: len(r.executed) == len(accepted))
+    time.sleep(QUIET_S)
+    assert len(r.trajectories) == len(accepted) and len(r.executed) == len(accepted)
+    assert [m.step for m in r.executed] == [1, 2, 3]  # the refused chunks (step 0) produced nothing
+    np.testing.assert_array_equal(r.executed[0].actions, [1, -1, 1, 1, -1])
+    for _, trajectory in r.trajectories:
+        positions = assert_safe(trajectory, r.robot)
+        tcp_m = kinematics.forward(positions[0]).position_m
+        assert np.all(tcp_m <= r.robot.workspace_max_m + 1e-3) and np.all(tcp_m >= r.robot.workspace_min_m - 1e-3)
+
+
+def test_stop_is_commanded_once_within_the_watchdog_period_after_actions_stop(rig):
+    timeout_s = 0.3
+    r = rig(watchdog_timeout_s=timeout_s)
+    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0]))
+    assert r.wait_for_trajectories(2, timeout_s=5.0)
+    (t_action, _), (t_stop, stop) = r.trajectories[:2]
+    latency_s = t_stop - t_action
+    print(f"stop latency after the last action: {latency_s:.3f} s (watchdog_timeout_s {timeout_s})")
+    assert timeout_s - EXECUTOR_STALL_S <= latency_s <= timeout_s * 1.1 + EXECUTOR_STALL_S
+    positions = assert_safe(stop, r.robot)
+    np.testing.assert_allclose(positions, [HOME_ARM_Q], atol=1e-12)  # holds the measured joints
+    assert list(stop.points[0].velocities) == [0.0] * 5
+    time.sleep(2 * timeout_s)
+    assert len(r.trajectories) == 2  # one stop per lapse
+
+
+def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
+    r = rig(watchdog_timeout_s=5.0)
+    response = r.estop(True)
+    assert response.success and response.message.startswith("e-stop engaged: holding")
+    assert r.wait_for_trajectories(1)
+    stop = r.trajectories[0][1]
+    np.testing.assert_allclose(assert_safe(stop, r.robot), [HOME_ARM_Q], atol=1e-12)
+    assert list(stop.points[0].velocities) == [0.0] * 5
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0]))
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
+    time.sleep(QUIET_S)
+    assert len(r.trajectories) == 1 and not r.executed and not r.gripper
+    assert r.estop(False).message == "e-stop released: actions accepted"
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
+    assert r.wait_for_trajectories(2) and r.wait_for(lambda: len(r.executed) == 1)
+
+
+@pytest.mark.parametrize("parameters", [
+    {"dry_run": True},
+    {"robot_config": str(robot_config_path("example_arm"))},  # dry_run: true in the robot file wins
+])
+def test_dry_run_publishes_nothing_to_the_arm(rig, parameters):
+    r = rig(watchdog_timeout_s=0.3, **parameters)
+    assert r.node.dry_run
+    assert "dry run, would hold" in r.estop(True).message
+    r.estop(False)
+    r.policy.publish(chunk([[0.5, 0.0, 0.0, 0.0, 1.0]] * 3))
+    time.sleep(QUIET_S + 0.3)  # past the watchdog timeout too: no stop either
+    assert not r.trajectories and not r.gripper and not r.executed
+
+
+def test_teleop_overrides_the_policy_while_fresh(rig):
+    teleop_timeout_s = 1.0
+    r = rig(watchdog_timeout_s=5.0, teleop_timeout_s=teleop_timeout_s)
+    r.teleop.publish(chunk([1.0, 0.0, 0.0, 0.0, 1.0], source="teleop"))
+    assert r.wait_for(lambda: len(r.executed) == 1)
+    t_teleop = time.monotonic()
+    r.policy.publish(chunk([-1.0, 0.0, 0.0, 0.0, -1.0], step=1))
+    time.sleep(QUIET_S)
+    assert [m.source for m in r.executed] == ["teleop"]
+    time.sleep(max(0.0, t_teleop + teleop_timeout_s + 0.1 - time.monotonic()))  # teleop is stale now
+    r.policy.publish(chunk([-1.0, 0.0, 0.0, 0.0, -1.0], step=2))
+    assert r.wait_for(lambda: len(r.executed) == 2)
+    assert [(m.source, m.step) for m in r.executed] == [("teleop", 0), ("policy", 2)]
+    np.testing.assert_allclose(r.executed[1].actions, [-1.0, 0.0, 0.0, 0.0, -1.0])
+
+
+def test_execute_steps_rows_become_points_one_period_apart_within_the_velocity_bound(rig):
+    r = rig(watchdog_timeout_s=5.0, execute_steps=3)
+    rows = [[1.0, 0.0, 0.0, 0.0, 1.0], [1.0, 0.5, 0.0, 0.0, -1.0], [0.0, 0.0, 1.0, 1.0, -1.0], [1.0] * 5]
+    r.policy.publish(chunk(rows))
+    assert r.wait_for_trajectories(1) and r.wait_for(lambda: r.executed)
+    trajectory = r.trajectories[0][1]
+    positions = assert_safe(trajectory, r.robot)
+    assert [p.time_from_start.nanosec for p in trajectory.points] == [100_000_000, 200_000_000, 300_000_000]
+    steps = np.diff(np.vstack([HOME_ARM_Q, positions]), axis=0)
+    assert np.all(np.abs(steps) <= r.robot.max_joint_velocity_rad_s * r.robot.control_period_s + 1e-9)
+    executed = r.executed[0]
+    assert executed.horizon == 3 and list(executed.log_probs) == [-1.5] * 3
+    # one gripper command per chunk: every executed row carries the first row's
+    np.testing.assert_allclose(np.reshape(executed.actions, (3, 5))[:, 4], [1.0, 1.0, 1.0])
+    assert list(r.gripper[0].data) == [0.0]
+
+
+def test_chunks_are_refused_once_joint_states_go_stale(rig):
+    r = rig(watchdog_timeout_s=5.0, joint_state_timeout_s=0.5)
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
+    assert r.wait_for(lambda: len(r.executed) == 1)
+    r.joint_state_timer.cancel()  # the driver goes quiet
+    time.sleep(1.0)
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
+    time.sleep(QUIET_S)
+    assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 1
+
+
+def test_finger_joints_alone_do_not_count_as_a_joint_state(ros_graph, wait_for):
+    r = Rig(ros_graph, wait_for, watchdog_timeout_s=5.0)
+    r.joint_state_timer.cancel()
+    gripper_only = JointState(name=list(FINGER_JOINT_NAMES), position=[0.04, 0.04])
+    gripper_timer = r.test.create_timer(0.05, lambda: r.joint_states.publish(gripper_only))
+    time.sleep(QUIET_S)
+    assert "no valid joint state" in r.estop(True).message
+    gripper_timer.cancel()
+    r.joint_state_timer.reset()  # the whole arm again
+    assert wait_for(lambda: r.estop(True).message.startswith("e-stop engaged: holding"))
