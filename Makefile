@@ -11,7 +11,8 @@ LOG_DIR := build/logs
 IN_VENV := . $(VENV)/bin/activate &&
 
 DEPS_STAMP := $(VENV)/.rlvla-deps
-BUILD_STAMP := $(VENV)/.rlvla-build
+# Inside the build dir: the installed files link into it (symlink install), so removing it must rebuild.
+BUILD_STAMP := $(BUILD_DIR)/.rlvla-build
 INTERFACE_FILES := $(wildcard msg/*.msg srv/*.srv action/*.action)
 SHARE_FILES := $(shell find launch config -type f)
 NODE_FILES := $(wildcard rlvla_ros/nodes/*.py)
@@ -46,7 +47,8 @@ $(BUILD_STAMP): $(DEPS_STAMP) CMakeLists.txt package.xml $(INTERFACE_FILES) $(SH
 	@echo "[setup] building rlvla_ros interfaces into $(VENV) (log: $(LOG_DIR)/build.log)"
 	@$(IN_VENV) cmake -S . -B $(BUILD_DIR) -DCMAKE_INSTALL_PREFIX=$(CURDIR)/$(VENV) \
 		-DCMAKE_PREFIX_PATH=$(CURDIR)/$(VENV) -DPython3_EXECUTABLE=$(CURDIR)/$(PY) \
-		-DRLVLA_INSTALL_PYTHON_SOURCES=OFF -DBUILD_TESTING=OFF > $(LOG_DIR)/build.log 2>&1 \
+		-DRLVLA_INSTALL_PYTHON_SOURCES=OFF -DAMENT_CMAKE_SYMLINK_INSTALL=ON -DBUILD_TESTING=OFF \
+		> $(LOG_DIR)/build.log 2>&1 \
 		&& $(IN_VENV) cmake --build $(BUILD_DIR) --target install -j 2 >> $(LOG_DIR)/build.log 2>&1 \
 		|| { tail -n 40 $(LOG_DIR)/build.log; exit 1; }
 	@touch $@
