@@ -8,6 +8,9 @@ Publishes (all stamped with the simulated time):
 - ``sim/success`` (std_msgs/Bool): the current task's privileged success predicate, with every sensor set;
 - ``sim/episode`` (std_msgs/String, transient local): JSON ``{"episode_id", "task", "split", "seed",
   "instruction", "max_steps"}`` of the episode in progress, once per reset;
+- ``sim/expert_action`` (rlvla_ros/msg/ActionChunk, source ``expert``, horizon 1) when ``publish_expert_action`` is
+  set: the task's scripted expert for the step of each sensor set, from privileged state. Remapped onto a safety
+  filter's ``teleop/action_chunk`` it demonstrates through the same graph a human teleoperator would use;
 - ``~/rejected_commands`` (std_msgs/String): ``"<topic>: <reason>"`` for every refused command (also logged);
 - ``/clock`` (rosgraph_msgs/Clock) when ``publish_clock`` is set, before each sensor set.
 
@@ -51,6 +54,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.sim.driver import SimDriver
@@ -92,6 +96,8 @@ class SimBridgeConfig:
                        "linear (as the joint_trajectory_controller)"})
     lockstep_heartbeat_hz: float = field(default=5.0, metadata={
         "description": "lockstep: re-send the unchanged joint_states at this wall-clock rate (0: never)"})
+    publish_expert_action: bool = field(default=False, metadata={
+        "description": "publish the scripted expert's action for each step on sim/expert_action (demonstrations)"})
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -136,6 +142,8 @@ class SimBridge(Node):
         self._joint_state_pub = self.create_publisher(JointState, "joint_states", SENSOR_QOS)
         self._success_pub = self.create_publisher(Bool, "sim/success", SENSOR_QOS)
         self._episode_pub = self.create_publisher(String, "sim/episode", LATCHED_QOS)
+        self._expert_pub = (self.create_publisher(ActionChunk, "sim/expert_action", SENSOR_QOS)
+                            if c.publish_expert_action else None)
         self._rejected_pub = self.create_publisher(String, "~/rejected_commands", 10)
         self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10) if c.publish_clock else None
         # The gripper subscription is made first: when both commands of a step are waiting, the executor takes
@@ -239,6 +247,12 @@ class SimBridge(Node):
             self._info_pubs[name].publish(info)
             self._image_pubs[name].publish(rgb_to_image(self._on_render_thread(self.driver.render, name), header))
         self._success_pub.publish(Bool(data=self.driver.is_success()))
+        if self._expert_pub is not None:
+            action = self.driver.expert_action()
+            self._expert_pub.publish(ActionChunk(
+                header=Header(stamp=stamp), episode_id=self.driver.episode.episode_id, step=self.driver.episode_step,
+                horizon=1, action_dim=len(action), actions=action.tolist(), action_space="ee_delta",
+                value=float("nan"), source=ActionChunk.SOURCE_EXPERT))
 
     def destroy_node(self) -> None:
         self._on_render_thread(self.driver.close)

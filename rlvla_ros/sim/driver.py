@@ -73,6 +73,8 @@ class SimDriver:
         self.steps_per_period = self.env.substeps
         self.clock_steps = 0
         """Simulated time since the driver was made, in physics steps."""
+        self.episode_step = 0
+        """Control periods since the current episode's reset: the step of the sensor set now published."""
         self._seeds = np.random.default_rng(seed if seed >= 0 else None)
         self._trajectory: ArmTrajectory | None = None
         self._trajectory_start_step = 0
@@ -107,6 +109,7 @@ class SimDriver:
         self.env.reset(seed=seed, options={"task": task, "split": split})
         self._trajectory = None
         self.clock_steps += self.steps_per_period
+        self.episode_step = 0
         self.episode = Episode(
             episode_id=f"{task}-{split}-{seed}-{uuid.uuid4().hex[:8]}",
             task=task,
@@ -152,6 +155,12 @@ class SimDriver:
             if (first + num_steps) * self.step_ns >= self._trajectory.duration_ns:
                 self._trajectory = None  # finished: the last set point stays in force
         self.clock_steps += num_steps
+        self.episode_step += periods
+
+    def expert_action(self) -> np.ndarray:
+        """The current task's scripted expert ``ee_delta`` action for this step (privileged state; call once per
+        control period: the expert keeps its phase between calls)."""
+        return self.env.expert_action()
 
     def is_success(self) -> bool:
         """The current task's privileged success predicate."""

@@ -1,0 +1,206 @@
+"""policy node: ``observation`` (rlvla_ros/msg/Observation) -> ``action_chunk`` (rlvla_ros/msg/ActionChunk).
+
+Runs a VLA policy of ``rlvla_ros.policies`` on every observation it can use and publishes one ``ee_delta`` chunk per
+observation (horizon rows, per-step log-probs, value, the version of the weights, episode id and step copied).
+Observations it cannot use (no image from the camera, an encoding other than rgb8, an image size or proprio length
+the model does not take, non-finite proprio) are refused with a logged reason and counted on ``~/stats``
+(std_msgs/String JSON: ``chunks``, ``policy_version``, ``refused.bad_observation``).
+
+``~/load_checkpoint`` (rlvla_ros/srv/LoadCheckpoint) loads a ``save_pretrained`` directory in the service's thread
+while control goes on with the old weights, then swaps them in under a lock and bumps ``policy_version``; a path
+that does not load (missing, not safetensors, another chunk size or input size) is answered success=false and the old
+weights stay.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+
+from rlvla_ros.msg import ActionChunk, Observation
+from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies
+from rlvla_ros.ros.images import image_to_rgb
+from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.stats import NodeStats
+from rlvla_ros.srv import LoadCheckpoint
+
+FRESH_MODELS = ("frozen_encoder", "token_vla")
+"""Policy types the node can build untrained (the others need a base checkpoint)."""
+ACTION_SPACE = "ee_delta"
+
+
+@dataclass
+class PolicyNodeConfig:
+    """Parameters of the policy node."""
+
+    checkpoint: str = field(default="", metadata={
+        "description": "save_pretrained directory to start from; empty: a freshly initialised model of type model"})
+    model: str = field(default="frozen_encoder", metadata={
+        "description": "type of the fresh model when checkpoint is empty: frozen_encoder or token_vla"})
+    device: str = field(default="cpu", metadata={"description": "torch device of the model, e.g. cpu or cuda"})
+    horizon: int = field(default=4, metadata={
+        "description": "actions per chunk; must equal the checkpoint's chunk_size"})
+    temperature: float = field(default=1.0, metadata={"description": "sampling temperature (> 0)"})
+    deterministic: bool = field(default=False, metadata={
+        "description": "publish the mode of the action distribution instead of a sample"})
+    num_threads: int = field(default=1, metadata={"description": "torch intra-op threads"})
+    seed: int = field(default=0, metadata={"description": "torch seed: fresh model weights and action sampling"})
+    camera: str = field(default="", metadata={
+        "description": "camera_names entry whose image the policy sees; empty: the observation's first image"})
+    stats_period_s: float = field(default=1.0, metadata={"description": "period of ~/stats when counts changed"})
+
+    def __post_init__(self) -> None:
+        if not self.checkpoint and self.model not in FRESH_MODELS:
+            raise ValueError(f"model must be one of {FRESH_MODELS} when no checkpoint is given, got {self.model!r}")
+        if self.horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {self.horizon}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
+        if not self.stats_period_s > 0:
+            raise ValueError(f"stats_period_s must be > 0, got {self.stats_period_s}")
+
+
+class PolicyNode(Node):
+    """Observation in, action chunk out, hot-swappable weights; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("policy", **kwargs)
+        self.config = config = declare_config(self, PolicyNodeConfig)
+        torch.set_num_threads(config.num_threads)
+        torch.manual_seed(config.seed)
+        self._policy = self._load(config.checkpoint, running=None) if config.checkpoint else self._fresh_policy()
+        self._version = 0
+        # Guards the (policy, version) pair: inference takes a consistent snapshot, the service swaps both at once.
+        self._lock = threading.Lock()
+        self._stats = NodeStats(self, config.stats_period_s)
+        self._stats.set("policy_version", self._version)
+
+        self._publisher = self.create_publisher(ActionChunk, "action_chunk", 10)
+        # Depth 1: when inference falls behind, act on the newest observation, never on a backlog.
+        self.create_subscription(Observation, "observation", self._on_observation, 1)
+        # Own group: a checkpoint loads while observations keep being answered.
+        self.create_service(LoadCheckpoint, "~/load_checkpoint", self._on_load_checkpoint,
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        source = config.checkpoint or f"fresh {config.model} (seed {config.seed})"
+        self.get_logger().info(
+            f"{type(self._policy).__name__} from {source} on {config.device}: horizon {config.horizon}, "
+            f"{'deterministic' if config.deterministic else f'temperature {config.temperature}'}, "
+            f"{self._policy.config.image_size}px images, proprio of {self._policy.config.proprio_dim}")
+
+    def _fresh_policy(self) -> Policy:
+        policy_class = registered_policies()[self.config.model]
+        config = policy_class.config_class(chunk_size=self.config.horizon)
+        return policy_class(config).to(self.config.device).eval()
+
+    def _load(self, path: str, running: Policy | None) -> Policy:
+        """A checkpoint's policy, checked against the horizon and against the inputs of the ``running`` one."""
+        if not path:
+            raise ValueError("empty checkpoint path")
+        policy = load_policy(path, device=self.config.device)
+        if policy.chunk_size != self.config.horizon:
+            raise ValueError(f"{path} predicts chunks of {policy.chunk_size}, the node's horizon is "
+                             f"{self.config.horizon}")
+        if running is not None:
+            for name in ("image_size", "proprio_dim"):
+                new, old = getattr(policy.config, name), getattr(running.config, name)
+                if new != old:
+                    raise ValueError(f"{path} has {name} {new}, the running policy {old}: observations would not fit")
+        return policy
+
+    def _on_load_checkpoint(self, request: LoadCheckpoint.Request,
+                            response: LoadCheckpoint.Response) -> LoadCheckpoint.Response:
+        with self._lock:
+            running = self._policy
+        try:
+            policy = self._load(request.path, running)
+        except Exception as error:  # noqa: BLE001 - any load failure is an answer to the caller, never a dead node
+            with self._lock:
+                response.policy_version = self._version
+            response.success = False
+            response.message = f"cannot load '{request.path}': {error}; keeping version {response.policy_version}"
+            self.get_logger().warning(response.message)
+            return response
+        with self._lock:
+            self._policy = policy
+            self._version += 1
+            response.policy_version = self._version
+        self._stats.set("policy_version", response.policy_version)
+        response.success = True
+        response.message = f"loaded {type(policy).__name__} from '{request.path}' as version {response.policy_version}"
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_observation(self, msg: Observation) -> None:
+        with self._lock:
+            policy, version = self._policy, self._version
+        try:
+            obs = self._policy_input(msg, policy)
+        except ValueError as error:
+            self._stats.refuse("bad_observation", f"episode '{msg.episode_id}' step {msg.step}: {error}")
+            return
+        output = self.choose_chunk(policy, obs)
+        self._publisher.publish(ActionChunk(
+            header=msg.header, episode_id=msg.episode_id, step=msg.step, horizon=policy.chunk_size,
+            action_dim=ACTION_DIM, actions=output.actions[0].float().cpu().numpy().ravel().tolist(),
+            action_space=ACTION_SPACE, log_probs=output.log_probs[0].float().cpu().numpy().tolist(),
+            value=float(output.values[0]), policy_version=version, source=ActionChunk.SOURCE_POLICY))
+        self._stats.count("chunks")
+
+    def choose_chunk(self, policy: Policy, obs: dict[str, Any]) -> PolicyOutput:
+        """The chunk to execute for one observation, as a batch of one.
+
+        The single place that decides what to act on: test-time steering (rank ``policy.sample_candidates`` with a
+        learned value model) replaces this body.
+        """
+        batch = {"image": obs["image"][None], "proprio": obs["proprio"][None], "instruction": [obs["instruction"]]}
+        return policy.predict(batch, deterministic=self.config.deterministic, temperature=self.config.temperature)
+
+    def _policy_input(self, msg: Observation, policy: Policy) -> dict[str, Any]:
+        """The contract observation of ``msg`` for ``policy``; ValueError saying why it cannot be used."""
+        camera = self.config.camera
+        if camera:
+            if camera not in msg.camera_names:
+                raise ValueError(f"no image from camera '{camera}' (cameras: {list(msg.camera_names)})")
+            index = list(msg.camera_names).index(camera)
+        elif not msg.images:
+            raise ValueError("no image")
+        else:
+            index = 0
+        if index >= len(msg.images):
+            raise ValueError(f"camera_names lists '{camera}' but there are only {len(msg.images)} images")
+        image = msg.images[index]
+        if image.encoding != "rgb8":
+            raise ValueError(f"image encoding '{image.encoding}', observations carry rgb8")
+        size = policy.config.image_size
+        if (image.height, image.width) != (size, size):
+            raise ValueError(f"image is {image.width}x{image.height}, the policy takes {size}x{size}")
+        proprio = np.asarray(msg.proprioception, dtype=np.float32)
+        if proprio.shape != (policy.config.proprio_dim,):
+            raise ValueError(f"proprioception has {proprio.size} values, the policy takes {policy.config.proprio_dim}")
+        if not np.isfinite(proprio).all():
+            raise ValueError(f"proprioception is not finite: {proprio.tolist()}")
+        return {"image": image_to_rgb(image), "proprio": proprio, "instruction": msg.instruction}
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            executor = MultiThreadedExecutor()
+            executor.add_node(PolicyNode())
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as error:
+        rclpy.logging.get_logger("policy").fatal(str(error))
+        return 1
+    return 0
