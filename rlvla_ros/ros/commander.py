@@ -62,17 +62,17 @@ class FineTuneCommander(Node):
         """Ask the learner to start a job; the result says whether it was accepted and why not."""
         request = StartFineTune.Request(algorithm=algorithm, datasets=list(datasets or []), steps=steps,
                                         overrides_yaml=yaml.safe_dump(overrides) if overrides else "")
-        response = self._call(self._start, request, timeout_s)
+        response = self.call_service(self._start, request, timeout_s)
         return StartResult(response.accepted, response.job_id, response.message)
 
     def stop_finetune(self, job_id: str = "", timeout_s: float = 10.0) -> tuple[bool, str]:
         """Stop a job (empty id: the running one); returns (success, message)."""
-        response = self._call(self._stop, StopFineTune.Request(job_id=job_id), timeout_s)
+        response = self.call_service(self._stop, StopFineTune.Request(job_id=job_id), timeout_s)
         return response.success, response.message
 
     def get_status(self, job_id: str = "", timeout_s: float = 10.0) -> FineTuneStatus:
         """Status of a job (empty id: the running or latest one); RuntimeError with the learner's message if none."""
-        response = self._call(self._status, GetFineTuneStatus.Request(job_id=job_id), timeout_s)
+        response = self.call_service(self._status, GetFineTuneStatus.Request(job_id=job_id), timeout_s)
         if not response.success:
             raise RuntimeError(response.message)
         return response.status
@@ -101,12 +101,17 @@ class FineTuneCommander(Node):
 
     def load_checkpoint(self, policy: str, path: str, timeout_s: float = 30.0) -> tuple[bool, str, int]:
         """Ask a policy node (e.g. /rlvla/policy) to load a checkpoint; returns (success, message, version)."""
-        client = self.create_client(LoadCheckpoint, f"{policy.rstrip('/')}/load_checkpoint")
+        response = self.call(LoadCheckpoint, f"{policy.rstrip('/')}/load_checkpoint",
+                             LoadCheckpoint.Request(path=path), timeout_s)
+        return response.success, response.message, response.policy_version
+
+    def call(self, service_type, name: str, request, timeout_s: float = 30.0):
+        """Call any service once, e.g. the episode manager's get_stats; returns the response."""
+        client = self.create_client(service_type, name)
         try:
-            response = self._call(client, LoadCheckpoint.Request(path=path), timeout_s)
+            return self.call_service(client, request, timeout_s)
         finally:
             self.destroy_client(client)
-        return response.success, response.message, response.policy_version
 
     def destroy_node(self) -> None:
         self._executor.remove_node(self)
@@ -116,7 +121,8 @@ class FineTuneCommander(Node):
     def _on_status(self, status: FineTuneStatus) -> None:
         self._latest_status = status
 
-    def _call(self, client, request, timeout_s: float):
+    def call_service(self, client, request, timeout_s: float):
+        """Call `client` with `request` and spin until the answer; TimeoutError if the service is missing or mute."""
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s: is the node running "
                                "in this ROS_DOMAIN_ID and namespace?")
