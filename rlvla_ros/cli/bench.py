@@ -7,6 +7,8 @@ import json
 # Benchmark name -> (module, function, what it measures). Imported lazily: each pulls in a heavy stack.
 BENCHMARKS = {
     "sim": ("rlvla_ros.sim.benchmark", "benchmark_sim", "physics steps/s, rendered frames/s, env steps/s"),
+    "experts": ("rlvla_ros.sim.benchmark", "benchmark_experts",
+                "scripted expert success rate per task and split over 50 seeded episodes"),
     "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
                "p50/p95 latency per action chunk for each model and decoding mode"),
     "record": ("rlvla_ros.data.benchmark", "benchmark_bag_write",

@@ -79,3 +79,34 @@ def benchmark_sim(duration_s: float = 2.0, repeats: int = 3, num_envs: int = 8, 
     vector_env.close()
     results.update(duration_s=duration_s, repeats=repeats, num_envs=num_envs)
     return results
+
+
+def benchmark_experts(episodes: int = 50, image_size: int = 32) -> dict:
+    """Success rate and mean episode length of every task's scripted expert on every split (seeds 0..episodes-1).
+
+    Images are rendered small: the expert reads privileged state, so the image size does not change the outcome.
+    """
+    from rlvla_ros.sim.tasks import SPLITS, TASKS
+
+    env = TabletopEnv(task=None, image_size=image_size)
+    results: dict = {"episodes_per_task_and_split": episodes, "success_rate": {}, "mean_steps_id": {}}
+    try:
+        for task in sorted(TASKS):
+            results["success_rate"][task] = {}
+            for split in SPLITS:
+                successes, steps = 0, []
+                for seed in range(episodes):
+                    env.reset(seed=seed, options={"task": task, "split": split})
+                    done, success, length = False, False, 0
+                    while not done:
+                        _, _, success, truncated, _ = env.step(env.expert_action())
+                        length += 1
+                        done = success or truncated
+                    successes += success
+                    steps.append(length)
+                results["success_rate"][task][split] = successes / episodes
+                if split == "id":
+                    results["mean_steps_id"][task] = round(float(np.mean(steps)), 1)
+    finally:
+        env.close()
+    return results
