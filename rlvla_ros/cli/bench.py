@@ -11,8 +11,8 @@ BENCHMARKS = {
                 "scripted expert success rate per task and split over 50 seeded episodes"),
     "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
                "p50/p95 latency per action chunk for each model and decoding mode"),
-    "record": ("rlvla_ros.data.benchmark", "benchmark_bag_write",
-               "images/s written and drops for a 30 Hz 224x224 stream"),
+    "record": ("rlvla_ros.ros.record_benchmark", "benchmark_recorder",
+               "images/s written and drops of the recorder node for a 30 Hz 224x224 stream"),
 }
 
 

@@ -1,0 +1,249 @@
+"""episode_manager node: owns the episode life cycle, the same on the simulated and the real arm.
+
+Each episode: once every topic in ``required_publishers`` has a publisher, call the driver's ``reset_episode``
+(task, split and seed from the schedule: every task on every split, tasks fastest, the seed ``base_seed + cycle``),
+publish the episode's ``instruction`` (std_msgs/String, transient-local: late joiners get it) and an
+``episode_event`` START (carrying the episode_id from the driver), then follow the ``reward`` stream of that
+episode_id until the episode ends:
+
+- success: a reward with ``success`` set (length = its step + 1);
+- timeout: the reward of step ``max_steps - 1`` of the task arrived;
+- intervention: an ``executed_action`` chunk with source "teleop" arrived and ``on_intervention`` is "end" (with
+  "continue" its rows are only counted in ``intervention_steps``);
+- abort: the ``~/abort`` service (std_srvs/Trigger).
+
+Then it publishes ``episode_event`` END (success, return, length, reason, intervention steps) and, with
+``auto_run``, starts the next episode until ``num_episodes`` are done (0: no limit). Without ``auto_run`` each
+``~/start_episode`` call (std_srvs/Trigger) starts the next one. ``~/get_stats`` (std_srvs/Trigger) answers a JSON
+object in ``message``: episodes, successes and success_rate overall, ``by_task``, ``by_split`` and ``by_task_split``
+(keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, and the ``current`` episode (or null).
+
+The perception node learns the episode from ``episode_event``: on START it takes the episode_id and restarts its
+step count at 0; ``episode_event`` is reliable and transient-local (depth 10), so a late joiner still gets the START
+of the episode in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
+from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
+from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import spin_until_shutdown
+from rlvla_ros.srv import ResetEpisode
+
+INTERVENTION_POLICIES = ("continue", "end")
+TICK_PERIOD_S = 0.05
+"""Period of the life-cycle timer (start episodes, collect reset results)."""
+
+
+@dataclass
+class EpisodeManagerConfig:
+    """Parameters of the episode_manager node."""
+
+    tasks: list[str] = field(default_factory=lambda: ["lift"], metadata={
+        "description": "tasks to run, in schedule order (names the driver's reset_episode accepts)"})
+    splits: list[str] = field(default_factory=lambda: ["id"], metadata={
+        "description": "evaluation splits to run every task on"})
+    max_steps: list[int] = field(default_factory=lambda: [50], metadata={
+        "description": "time limit in control steps: one value for every task, or one per task"})
+    base_seed: int = field(default=0, metadata={"description": "seed of the first cycle over tasks and splits"})
+    num_episodes: int = field(default=0, metadata={"description": "episodes to run; 0: no limit"})
+    auto_run: bool = field(default=True, metadata={
+        "description": "start the first episode at start-up and each next one when one ends; else on ~/start_episode"})
+    on_intervention: str = field(default="continue", metadata={
+        "description": "what a teleop intervention does: continue (count it) or end the episode"})
+    required_publishers: list[str] = field(default_factory=lambda: ["reward"], metadata={
+        "description": "topics that must have a publisher before an episode starts (e.g. the policy's action_chunk)"})
+    reset_timeout_s: float = field(default=10.0, metadata={
+        "description": "give up on a reset_episode call after this long, and try again"})
+    retry_interval_s: float = field(default=1.0, metadata={"description": "wait before retrying a failed reset"})
+
+    def __post_init__(self) -> None:
+        EpisodeSchedule(self.tasks, self.splits, self.max_steps, self.base_seed)  # raises ValueError if invalid
+        if self.num_episodes < 0:
+            raise ValueError(f"num_episodes must be >= 0, got {self.num_episodes}")
+        if self.on_intervention not in INTERVENTION_POLICIES:
+            raise ValueError(f"on_intervention must be one of {INTERVENTION_POLICIES}, got {self.on_intervention!r}")
+        if self.reset_timeout_s <= 0 or self.retry_interval_s < 0:
+            raise ValueError("reset_timeout_s must be > 0 and retry_interval_s >= 0")
+
+
+class EpisodeManager(Node):
+    """Episode life cycle; see the module docstring. Every callback is in the node's default mutually exclusive
+    group, so they never run concurrently and the state below needs no lock."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("episode_manager", **kwargs)
+        self.config = declare_config(self, EpisodeManagerConfig)
+        c = self.config
+        self.schedule = EpisodeSchedule(c.tasks, c.splits, c.max_steps, c.base_seed)
+        self.stats = SuccessStats()
+        self.episode: RunningEpisode | None = None
+        self._next_index = 0
+        self._start_wanted = c.auto_run
+        self._reset_future = None
+        self._reset_spec: EpisodeSpec | None = None
+        self._reset_sent_s = 0.0
+        self._retry_at_s = 0.0
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        events = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._instruction_pub = self.create_publisher(String, "instruction", latched)
+        self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", events)
+        self._reset_client = self.create_client(ResetEpisode, "reset_episode")
+        self.create_subscription(Reward, "reward", self._on_reward, 100)
+        self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100)
+        self.create_service(Trigger, "~/abort", self._on_abort)
+        self.create_service(Trigger, "~/start_episode", self._on_start_episode)
+        self.create_service(Trigger, "~/get_stats", self._on_get_stats)
+        self.create_timer(TICK_PERIOD_S, self._tick)
+        self.get_logger().info(
+            f"tasks {c.tasks} x splits {c.splits}, base seed {c.base_seed}, "
+            f"{c.num_episodes or 'unlimited'} episodes, auto_run {c.auto_run}, on intervention: {c.on_intervention}")
+
+    def _finished_schedule(self) -> bool:
+        return bool(self.config.num_episodes) and self._next_index >= self.config.num_episodes
+
+    def _tick(self) -> None:
+        """Send the next reset when one is wanted, and collect its result."""
+        now_s = time.monotonic()
+        if self._reset_future is not None:
+            if self._reset_future.done():
+                self._on_reset_done()
+            elif now_s - self._reset_sent_s > self.config.reset_timeout_s:
+                self._reset_future.cancel()
+                self._reset_future = None
+                self._retry_at_s = now_s + self.config.retry_interval_s
+                self.get_logger().error(f"reset_episode gave no answer in {self.config.reset_timeout_s} s; retrying")
+            return
+        if self.episode is not None or not self._start_wanted or self._finished_schedule() or now_s < self._retry_at_s:
+            return
+        if not self._reset_client.service_is_ready():
+            self.get_logger().info("waiting for the reset_episode service", throttle_duration_sec=5.0)
+            return
+        # A lock-step simulator moves only when the policy acts: starting before the policy (or the reward node
+        # that ends episodes) is up would lose the episode's first observation and stall it.
+        missing = [topic for topic in self.config.required_publishers if not self.count_publishers(topic)]
+        if missing:
+            self.get_logger().info(f"waiting for publishers of {missing}", throttle_duration_sec=5.0)
+            return
+        spec = self.schedule[self._next_index]
+        self._reset_spec, self._reset_sent_s = spec, now_s
+        self._reset_future = self._reset_client.call_async(
+            ResetEpisode.Request(task=spec.task, split=spec.split, seed=spec.seed))
+
+    def _on_reset_done(self) -> None:
+        future, spec = self._reset_future, self._reset_spec
+        self._reset_future = None
+        assert spec is not None
+        response = future.result() if future.exception() is None else None
+        if response is None or not response.success:
+            reason = response.message if response is not None else str(future.exception())
+            self.get_logger().error(f"reset_episode {spec.task}/{spec.split} seed {spec.seed} failed: {reason}; "
+                                    f"retrying in {self.config.retry_interval_s} s")
+            self._retry_at_s = time.monotonic() + self.config.retry_interval_s
+            return
+        self._start_wanted = False
+        self._next_index += 1
+        seeded = EpisodeSpec(spec.index, spec.task, spec.split, response.seed, spec.max_steps)
+        self.episode = RunningEpisode(response.episode_id, seeded, response.instruction,
+                                      end_on_intervention=self.config.on_intervention == "end")
+        self._instruction_pub.publish(String(data=response.instruction))
+        self._event_pub.publish(self._event(EpisodeEvent.START))
+        self.get_logger().info(f"episode {response.episode_id} started: {spec.task}/{spec.split} seed {response.seed}, "
+                               f"'{response.instruction}'")
+
+    def _on_reward(self, msg: Reward) -> None:
+        if self.episode is None or msg.episode_id != self.episode.episode_id:
+            return
+        if self.episode.on_reward(msg.step, msg.reward, msg.success):
+            self._end_episode()
+
+    def _on_executed_action(self, msg: ActionChunk) -> None:
+        if self.episode is None or msg.source != ActionChunk.SOURCE_TELEOP:
+            return
+        # Teleop chunks may not know the episode; a chunk that names another episode is stale.
+        if msg.episode_id and msg.episode_id != self.episode.episode_id:
+            return
+        if self.episode.on_intervention(msg.horizon):
+            self._end_episode()
+
+    def _end_episode(self) -> None:
+        assert self.episode is not None
+        episode = self.episode
+        self._event_pub.publish(self._event(EpisodeEvent.END))
+        self.stats.add(episode)
+        self.episode = None
+        if self.config.auto_run:
+            self._start_wanted = True
+        self.get_logger().info(
+            f"episode {episode.episode_id} ended: {episode.termination_reason} after {episode.steps} steps, "
+            f"return {episode.episode_return:.3f}, {episode.intervention_steps} intervention steps; "
+            f"success rate {self.stats.as_dict()['success_rate']:.3f} over {self.stats.as_dict()['episodes']}")
+        if self._finished_schedule():
+            self.get_logger().info(f"all {self.config.num_episodes} episodes done: {self.stats.to_json()}")
+
+    def _event(self, kind: int) -> EpisodeEvent:
+        episode = self.episode
+        assert episode is not None
+        event = EpisodeEvent(event=kind, episode_id=episode.episode_id, task=episode.spec.task,
+                             split=episode.spec.split, seed=episode.spec.seed, instruction=episode.instruction)
+        event.header.stamp = self.get_clock().now().to_msg()
+        if kind == EpisodeEvent.END:
+            event.success = episode.success
+            event.episode_return = episode.episode_return
+            event.length = episode.steps
+            event.termination_reason = episode.termination_reason
+            event.intervention_steps = episode.intervention_steps
+        return event
+
+    def _on_abort(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self.episode is None:
+            response.success, response.message = False, "no episode is running"
+            return response
+        episode_id = self.episode.episode_id
+        self.episode.abort()
+        self._end_episode()
+        response.success, response.message = True, f"episode {episode_id} aborted"
+        return response
+
+    def _on_start_episode(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        if self._finished_schedule():
+            response.success = False
+            response.message = f"all {self.config.num_episodes} scheduled episodes are done"
+        elif self.episode is not None or self._reset_future is not None or self._start_wanted:
+            response.success, response.message = False, "an episode is already running or starting"
+        else:
+            self._start_wanted = True
+            spec = self.schedule[self._next_index]
+            response.success = True
+            response.message = f"starting episode {spec.index}: {spec.task}/{spec.split} seed {spec.seed}"
+        return response
+
+    def _on_get_stats(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        current = None
+        if self.episode is not None:
+            e = self.episode
+            current = {"episode_id": e.episode_id, "task": e.spec.task, "split": e.spec.split, "seed": e.spec.seed,
+                       "steps": e.steps, "intervention_steps": e.intervention_steps}
+        response.success = True
+        response.message = json.dumps({**self.stats.as_dict(), "current": current}, sort_keys=True)
+        return response
+
+
+def main(args: list[str] | None = None) -> int:
+    with rclpy.init(args=args):
+        spin_until_shutdown(EpisodeManager())
+    return 0

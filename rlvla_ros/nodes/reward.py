@@ -1,0 +1,140 @@
+"""reward node: one rlvla_ros/msg/Reward per observation step, from the privileged sim signal or a learned classifier.
+
+Subscribes ``observation``; with ``source: sim_privileged`` also ``sim/success`` (std_msgs/Bool, latest value used:
+the simulator publishes it with every sensor set), with ``source: classifier`` it runs the success classifier
+checkpoint on the observation's camera image, instruction and (if the checkpoint uses them) the proprioception
+entries it names, with the checkpoint's calibrated threshold. Publishes ``reward``.
+
+Step convention (the one of ``EpisodeRecord`` and the env): the reward of step t is the outcome of action t, which
+observation t + 1 shows. So observation t + 1 is scored and published as the reward of step t (episode_id copied);
+observation 0 of an episode, taken before any action, gets no reward. Optional potential-based shaping (off by
+default) uses the classifier's success probability as the potential: ``shaping_weight * (discount * p(o_t+1) -
+p(o_t))`` goes into ``shaping_reward``; ``sparse_reward`` is 1.0 on success; ``reward`` is their sum.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from std_msgs.msg import Bool
+
+from rlvla_ros.msg import Observation, Reward
+from rlvla_ros.rewards.shaping import PotentialShaper
+from rlvla_ros.rewards.success_classifier import SuccessClassifier
+from rlvla_ros.ros.images import image_to_rgb
+from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import spin_until_shutdown
+
+SOURCES = (Reward.SOURCE_SIM_PRIVILEGED, Reward.SOURCE_CLASSIFIER)
+
+
+@dataclass
+class RewardConfig:
+    """Parameters of the reward node."""
+
+    source: str = field(default=Reward.SOURCE_SIM_PRIVILEGED, metadata={
+        "description": "sim_privileged (sim/success topic) or classifier (success classifier on the observation)"})
+    checkpoint: str = field(default="", metadata={
+        "description": "success classifier checkpoint directory; needed by source classifier and by shaping"})
+    camera: str = field(default="", metadata={
+        "description": "observation camera the classifier looks at; empty: the first one"})
+    shaping: bool = field(default=False, metadata={
+        "description": "add potential-based shaping with the classifier's success probability as potential"})
+    shaping_weight: float = field(default=1.0, metadata={"description": "scale of the shaping term"})
+    discount: float = field(default=0.99, metadata={"description": "discount factor of the shaping term, in (0, 1]"})
+    success_timeout_s: float = field(default=1.0, metadata={
+        "description": "sim_privileged: drop observations when the last sim/success is older than this"})
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if (self.source == Reward.SOURCE_CLASSIFIER or self.shaping) and not self.checkpoint:
+            raise ValueError("checkpoint must name a success classifier directory for source classifier or shaping")
+        if not 0.0 < self.discount <= 1.0:
+            raise ValueError(f"discount must be in (0, 1], got {self.discount}")
+        if self.success_timeout_s <= 0:
+            raise ValueError(f"success_timeout_s must be > 0, got {self.success_timeout_s}")
+
+
+class RewardNode(Node):
+    """Scores observations; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("reward", **kwargs)
+        self.config = declare_config(self, RewardConfig)
+        needs_classifier = self.config.source == Reward.SOURCE_CLASSIFIER or self.config.shaping
+        self.classifier = SuccessClassifier.from_pretrained(self.config.checkpoint) if needs_classifier else None
+        self.shaper = PotentialShaper(self.config.shaping_weight, self.config.discount) if self.config.shaping else None
+        self._sim_success: bool | None = None
+        self._sim_success_time_s = 0.0
+        # Observation 0 of an episode is only remembered; later ones are scored as the previous step's outcome.
+        self._episode_id: str | None = None
+        self._publisher = self.create_publisher(Reward, "reward", 10)
+        self.create_subscription(Observation, "observation", self._on_observation, 10)
+        if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:
+            self.create_subscription(Bool, "sim/success", self._on_sim_success, 10)
+        classifier = (f"classifier {self.config.checkpoint} (threshold {self.classifier.threshold:.3f})"
+                      if self.classifier is not None else "no classifier")
+        self.get_logger().info(f"source {self.config.source}, {classifier}, "
+                               f"shaping {'on' if self.shaper is not None else 'off'}")
+
+    def _on_sim_success(self, msg: Bool) -> None:
+        self._sim_success = bool(msg.data)
+        self._sim_success_time_s = time.monotonic()
+
+    def _on_observation(self, msg: Observation) -> None:
+        try:
+            probability = self._success_probability(msg) if self.classifier is not None else None
+        except ValueError as error:
+            self.get_logger().warning(f"observation {msg.episode_id}/{msg.step} dropped: {error}",
+                                      throttle_duration_sec=1.0)
+            return
+        shaping = self.shaper.step(msg.episode_id, probability) if self.shaper is not None else None
+        first = msg.episode_id != self._episode_id
+        self._episode_id = msg.episode_id
+        if first or msg.step == 0:
+            return
+        if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:
+            if self._sim_success is None or time.monotonic() - self._sim_success_time_s > self.config.success_timeout_s:
+                self.get_logger().warning(f"no sim/success in the last {self.config.success_timeout_s} s: "
+                                          "observation not scored", throttle_duration_sec=2.0)
+                return
+            probability = float(self._sim_success)
+            success = self._sim_success
+        else:
+            success = probability >= self.classifier.threshold
+        sparse = 1.0 if success else 0.0
+        shaping_reward = shaping or 0.0
+        self._publisher.publish(Reward(
+            header=msg.header, episode_id=msg.episode_id, step=msg.step - 1, reward=sparse + shaping_reward,
+            sparse_reward=sparse, shaping_reward=shaping_reward, success_probability=probability, success=success,
+            source=self.config.source))
+
+    def _success_probability(self, msg: Observation) -> float:
+        if not msg.images:
+            raise ValueError("observation has no image")
+        names = list(msg.camera_names)
+        if self.config.camera and self.config.camera not in names:
+            raise ValueError(f"camera '{self.config.camera}' not in the observation's cameras {names}")
+        image = image_to_rgb(msg.images[names.index(self.config.camera) if self.config.camera else 0])
+        proprio = None
+        wanted = self.classifier.config.proprio_names
+        if wanted:
+            have = dict(zip(msg.proprioception_names, msg.proprioception))
+            missing = [name for name in wanted if name not in have]
+            if missing:
+                raise ValueError(f"the classifier needs proprioception {missing}, the observation has "
+                                 f"{list(msg.proprioception_names)}")
+            proprio = np.array([[have[name] for name in wanted]], dtype=np.float32)
+        return float(self.classifier.predict_proba(image[None], [msg.instruction], proprio)[0])
+
+
+def main(args: list[str] | None = None) -> int:
+    with rclpy.init(args=args):
+        spin_until_shutdown(RewardNode())
+    return 0

@@ -1,0 +1,156 @@
+"""The episode_manager node against a fake driver: life cycle, termination reasons, interventions, statistics."""
+
+import json
+
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
+from rlvla_ros.nodes.episode_manager import EpisodeManager
+from rlvla_ros.srv import ResetEpisode
+
+LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+class FakeDriver:
+    """Serves reset_episode like sim_bridge: answers episode ids ep1, ep2, ...; can fail the first calls."""
+
+    def __init__(self, node, failures: int = 0):
+        self.requests: list[tuple[str, str, int]] = []
+        self.failures = failures
+        node.create_service(ResetEpisode, "reset_episode", self._reset)
+
+    def _reset(self, request, response):
+        self.requests.append((request.task, request.split, request.seed))
+        if self.failures:
+            self.failures -= 1
+            response.success, response.message = False, "scene did not settle"
+            return response
+        response.success = True
+        response.episode_id = f"ep{len(self.requests)}"
+        response.instruction = f"{request.task} the red block"
+        response.seed = request.seed
+        return response
+
+
+class Rig:
+    def __init__(self, ros_graph, wait_for, failures=0, **parameters):
+        self.wait_for = wait_for
+        self.test = ros_graph.node("episode_manager_test")
+        self.driver = FakeDriver(self.test, failures)
+        self.events: list[EpisodeEvent] = []
+        self.instructions: list[str] = []
+        self.test.create_subscription(EpisodeEvent, "episode_event", self.events.append, LATCHED)
+        self.rewards = self.test.create_publisher(Reward, "reward", 10)
+        self.executed = self.test.create_publisher(ActionChunk, "executed_action", 10)
+        parameters = {"retry_interval_s": 0.2, **parameters}
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.node = ros_graph.add(EpisodeManager(context=ros_graph.context, parameter_overrides=overrides))
+        assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in self.node.subscriptions), 10.0)
+
+    def wait_events(self, count: int, timeout_s: float = 10.0) -> list[EpisodeEvent]:
+        assert self.wait_for(lambda: len(self.events) >= count, timeout_s), [e.event for e in self.events]
+        return self.events
+
+    def reward(self, episode_id: str, step: int, success: bool = False, value: float = 0.0) -> None:
+        self.rewards.publish(Reward(episode_id=episode_id, step=step, reward=value, sparse_reward=value,
+                                    success=success, source="sim_privileged"))
+
+    def call(self, service: str) -> Trigger.Response:
+        client = self.test.create_client(Trigger, f"episode_manager/{service}")
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(Trigger.Request())
+        assert self.wait_for(future.done, 10.0)
+        return future.result()
+
+
+def test_episodes_end_on_success_timeout_and_abort_and_follow_the_schedule(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, tasks=["lift", "push"], max_steps=[3, 5], base_seed=10, num_episodes=3)
+    start = rig.wait_events(1)[0]
+    assert (start.event, start.episode_id, start.task, start.split, start.seed) == (EpisodeEvent.START, "ep1",
+                                                                                    "lift", "id", 10)
+    rig.reward("ep1", 0, value=0.25)
+    rig.reward("stale", 0, success=True)  # another episode's reward is ignored
+    rig.reward("ep1", 1, success=True, value=1.0)
+    end = rig.wait_events(2)[1]
+    assert (end.event, end.episode_id, end.termination_reason, end.success, end.length) == (
+        EpisodeEvent.END, "ep1", "success", True, 2)
+    assert end.episode_return == pytest.approx(1.25)
+
+    start = rig.wait_events(3)[2]
+    assert (start.episode_id, start.task, start.seed) == ("ep2", "push", 10)
+    for step in range(5):
+        rig.reward("ep2", step)
+    end = rig.wait_events(4)[3]
+    assert (end.termination_reason, end.success, end.length) == ("timeout", False, 5)
+
+    start = rig.wait_events(5)[4]
+    assert (start.episode_id, start.task, start.seed) == ("ep3", "lift", 11)  # next cycle, next seed
+    rig.reward("ep3", 0)
+    assert wait_for(lambda: rig.node.episode is not None and rig.node.episode.steps == 1, 5.0)
+    response = rig.call("abort")
+    assert response.success and "ep3" in response.message
+    end = rig.wait_events(6)[5]
+    assert (end.termination_reason, end.length) == ("abort", 1)
+
+    assert not wait_for(lambda: len(rig.events) > 6, 1.0)  # num_episodes reached: no fourth episode
+    assert rig.driver.requests == [("lift", "id", 10), ("push", "id", 10), ("lift", "id", 11)]
+    stats = json.loads(rig.call("get_stats").message)
+    assert (stats["episodes"], stats["successes"], stats["current"]) == (3, 1, None)
+    assert stats["by_task_split"]["lift/id"] == {"episodes": 2, "successes": 1, "success_rate": 0.5}
+    assert stats["terminations"] == {"success": 1, "timeout": 1, "abort": 1}
+    assert not rig.call("abort").success  # nothing running
+    assert not rig.call("start_episode").success  # schedule done
+
+
+def test_instruction_is_latched_for_late_subscribers(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, tasks=["stack"])
+    rig.wait_events(1)
+    late = ros_graph.node("late_joiner")
+    instructions = []
+    late.create_subscription(String, "instruction", lambda m: instructions.append(m.data),
+                             QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    assert wait_for(lambda: instructions == ["stack the red block"], 5.0)
+
+
+@pytest.mark.parametrize("policy", ["end", "continue"])
+def test_teleop_interventions_are_counted_and_end_the_episode_if_configured(ros_graph, wait_for, policy):
+    rig = Rig(ros_graph, wait_for, on_intervention=policy, max_steps=[4], num_episodes=1)
+    rig.wait_events(1)
+    teleop = ActionChunk(episode_id="", step=0, horizon=2, action_dim=5, actions=[0.0] * 10, source="teleop")
+    rig.executed.publish(ActionChunk(episode_id="ep1", step=0, horizon=1, action_dim=5, actions=[0.0] * 5,
+                                     source="policy"))
+    rig.executed.publish(teleop)
+    if policy == "end":
+        end = rig.wait_events(2)[1]
+        assert (end.termination_reason, end.intervention_steps) == ("intervention", 2)
+        return
+    assert wait_for(lambda: rig.node.episode is not None and rig.node.episode.intervention_steps == 2, 5.0)
+    for step in range(4):
+        rig.reward("ep1", step)
+    end = rig.wait_events(2)[1]
+    assert (end.termination_reason, end.intervention_steps, end.length) == ("timeout", 2, 4)
+    assert json.loads(rig.call("get_stats").message)["intervention_steps"] == 2
+
+
+def test_without_auto_run_episodes_start_on_request_and_failed_resets_are_retried(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, auto_run=False, failures=1)
+    assert not wait_for(lambda: rig.driver.requests, 0.5)
+    response = rig.call("start_episode")
+    assert response.success, response.message
+    start = rig.wait_events(1)[0]
+    assert start.episode_id == "ep2" and len(rig.driver.requests) == 2  # the first reset failed and was retried
+    assert not rig.call("start_episode").success  # one is running
+    rig.reward("ep2", 0, success=True)
+    rig.wait_events(2)
+    assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # no auto run
+
+
+def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, required_publishers=["reward", "action_chunk"])
+    assert not wait_for(lambda: rig.driver.requests, 0.5)  # no policy yet
+    rig.test.create_publisher(ActionChunk, "action_chunk", 10)
+    assert rig.wait_events(1)[0].event == EpisodeEvent.START

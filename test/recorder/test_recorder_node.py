@@ -1,0 +1,152 @@
+"""The recorder node in-process: every published image of the recorded window lands in a bag that opens with
+rosbags and the mcap library; QoS matching; bags per episodes; refused service requests."""
+
+import time
+from pathlib import Path
+
+import pytest
+from mcap.reader import make_reader
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image, JointState
+
+from rlvla_ros.data import open_bag
+from rlvla_ros.msg import EpisodeEvent
+from rlvla_ros.nodes.recorder import Recorder
+from rlvla_ros.srv import StartRecording, StopRecording
+
+IMAGE_SIZE = 64
+
+
+class Rig:
+    """A recorder (autostart off) and a test node with publishers and service clients."""
+
+    def __init__(self, ros_graph, wait_for, tmp_path, **parameters):
+        self.wait_for = wait_for
+        self.tmp_path = tmp_path
+        parameters = {"autostart": False, "output_dir": str(tmp_path / "bags"), "discovery_period_s": 0.1,
+                      **parameters}
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.node = ros_graph.add(Recorder(context=ros_graph.context, parameter_overrides=overrides))
+        self.test = ros_graph.node("recorder_test")
+        self.start_client = self.test.create_client(StartRecording, "recorder/start_recording")
+        self.stop_client = self.test.create_client(StopRecording, "recorder/stop_recording")
+        assert self.start_client.wait_for_service(timeout_sec=10.0)
+        assert self.stop_client.wait_for_service(timeout_sec=10.0)
+
+    def call(self, client, request):
+        future = client.call_async(request)
+        assert self.wait_for(future.done, 30.0)
+        return future.result()
+
+    def start(self, **fields) -> StartRecording.Response:
+        return self.call(self.start_client, StartRecording.Request(**fields))
+
+    def stop(self) -> StopRecording.Response:
+        return self.call(self.stop_client, StopRecording.Request())
+
+    def wait_subscribed(self, *publishers) -> None:
+        assert self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 10.0)
+        time.sleep(0.2)  # matching settles on both ends
+
+
+def image(index: int) -> Image:
+    msg = Image(height=IMAGE_SIZE, width=IMAGE_SIZE, encoding="rgb8", step=IMAGE_SIZE * 3)
+    msg.data = bytes([index % 256]) * (IMAGE_SIZE * IMAGE_SIZE * 3)
+    msg.header.frame_id = f"frame{index}"
+    return msg
+
+
+def read_topics(bag: Path) -> dict[str, list]:
+    messages: dict[str, list] = {}
+    with open_bag(bag) as reader:
+        for connection, _, raw in reader.messages():
+            messages.setdefault(connection.topic, []).append(reader.deserialize(raw, connection.msgtype))
+    return messages
+
+
+def test_every_image_published_while_recording_is_in_the_bag(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    images = rig.test.create_publisher(Image, "camera/image_raw", 10)
+    joints = rig.test.create_publisher(JointState, "joint_states", QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.BEST_EFFORT))
+    images.publish(image(255))  # before the recording: not in the bag
+    response = rig.start(topics=["camera/image_raw", "joint_states"])
+    assert response.success, response.message
+    assert Path(response.bag_path).parent.parent == tmp_path / "bags"
+    rig.wait_subscribed(images, joints)
+    qos = {t: s.qos_profile.reliability for t, s in rig.node._recorded_subscriptions.items()}
+    assert qos == {"/camera/image_raw": ReliabilityPolicy.RELIABLE, "/joint_states": ReliabilityPolicy.BEST_EFFORT}
+    for index in range(60):  # 2 s of a 30 Hz camera
+        images.publish(image(index))
+        joints.publish(JointState(name=["a"], position=[float(index)]))
+        time.sleep(1 / 30)
+    time.sleep(0.3)
+    stopped = rig.stop()
+    assert stopped.success and stopped.bag_paths == [response.bag_path]
+    images.publish(image(254))  # after the recording: not in the bag
+
+    messages = read_topics(Path(response.bag_path))
+    frames = [m.header.frame_id for m in messages["/camera/image_raw"]]
+    assert frames == [f"frame{i}" for i in range(60)]
+    assert messages["/camera/image_raw"][7].data[0] == 7
+    assert len(messages["/joint_states"]) >= 57  # best effort on localhost: all, or nearly
+    assert stopped.message_count == 60 + len(messages["/joint_states"])
+
+    mcap_files = list(Path(response.bag_path).glob("*.mcap"))
+    assert len(mcap_files) == 1
+    with open(mcap_files[0], "rb") as stream:
+        reader = make_reader(stream)
+        counts = reader.get_summary().statistics.channel_message_counts
+        topics = {channel.id: channel.topic for channel in reader.get_summary().channels.values()}
+        assert {topics[c]: n for c, n in counts.items()}["/camera/image_raw"] == 60
+        assert sum(1 for _ in reader.iter_messages(topics=["/camera/image_raw"])) == 60
+
+
+def test_a_new_bag_starts_every_n_episodes(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    events = rig.test.create_publisher(EpisodeEvent, "episode_event", 10)
+    joints = rig.test.create_publisher(JointState, "joint_states", 10)
+    response = rig.start(topics=["episode_event", "joint_states"], episodes_per_bag=1)
+    assert response.success, response.message
+    rig.wait_subscribed(events, joints)
+    for episode in ("e1", "e2"):
+        events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode))
+        for step in range(3):
+            joints.publish(JointState(name=[episode], position=[float(step)]))
+        events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=episode))
+        time.sleep(0.2)
+    time.sleep(0.3)
+    stopped = rig.stop()
+    assert len(stopped.bag_paths) == 2 and stopped.bag_paths[0] == response.bag_path
+    for bag, episode in zip(stopped.bag_paths, ("e1", "e2")):
+        messages = read_topics(Path(bag))
+        assert [e.episode_id for e in messages["/episode_event"]] == [episode, episode]
+        assert [j.name[0] for j in messages["/joint_states"]] == [episode] * 3
+
+
+def test_bad_requests_get_success_false_with_a_reason(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    stopped = rig.stop()
+    assert not stopped.success and "not recording" in stopped.message
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    refused = rig.start(output_dir=str(blocker / "bags"), topics=["joint_states"])
+    assert not refused.success and "output_dir" in refused.message
+    refused = rig.start(topics=["bad topic!"])
+    assert not refused.success and "invalid topic" in refused.message
+    refused = rig.start(topics=["joint_states"], episodes_per_bag=2)
+    assert not refused.success and "episode_event" in refused.message
+    started = rig.start(topics=["joint_states"])
+    assert started.success
+    again = rig.start(topics=["joint_states"])
+    assert not again.success and "already recording" in again.message
+    stopped = rig.stop()
+    assert stopped.success and stopped.message_count == 0
+
+
+def test_autostart_with_an_unwritable_output_dir_fails_at_start(ros_graph, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ValueError, match="output_dir"):
+        Recorder(context=ros_graph.context, parameter_overrides=[
+            Parameter("output_dir", value=str(tmp_path / "a_file" / "bags"))])

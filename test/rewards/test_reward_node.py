@@ -1,0 +1,106 @@
+"""The reward node over real topics: privileged sim source, classifier source, shaping, step convention."""
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from std_msgs.msg import Bool
+
+from rlvla_ros.msg import Observation, Reward
+from rlvla_ros.nodes.reward import RewardNode
+from rlvla_ros.rewards import SuccessClassifier, SuccessClassifierConfig
+from rlvla_ros.ros.images import rgb_to_image
+
+INSTRUCTION = "lift the red block"
+DARK = np.full((32, 32, 3), 20, np.uint8)
+BRIGHT = np.full((32, 32, 3), 235, np.uint8)
+
+
+def observation(episode_id: str, step: int, image=DARK) -> Observation:
+    return Observation(images=[rgb_to_image(image)], camera_names=["front"], proprioception=[0.0] * 6,
+                       instruction=INSTRUCTION, episode_id=episode_id, step=step)
+
+
+class Rig:
+    """A reward node plus a test node publishing observations and sim/success, collecting rewards."""
+
+    def __init__(self, ros_graph, wait_for, **parameters):
+        self.wait_for = wait_for
+        overrides = [Parameter(name, value=value) for name, value in parameters.items()]
+        self.node = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=overrides))
+        self.test = ros_graph.node("reward_test")
+        self.rewards: list[Reward] = []
+        self.reward_sub = self.test.create_subscription(Reward, "reward", self.rewards.append, 10)
+        self.observations = self.test.create_publisher(Observation, "observation", 10)
+        self.success = self.test.create_publisher(Bool, "sim/success", 10)
+        assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in self.node.subscriptions), 10.0)
+        assert wait_for(lambda: self.reward_sub.get_publisher_count() > 0, 10.0)
+
+    def score(self, msg: Observation, expect_reward: bool = True) -> Reward | None:
+        count = len(self.rewards)
+        self.observations.publish(msg)
+        if not expect_reward:
+            assert not self.wait_for(lambda: len(self.rewards) > count, 0.5)
+            return None
+        assert self.wait_for(lambda: len(self.rewards) > count, 5.0)
+        return self.rewards[-1]
+
+    def set_success(self, value: bool) -> None:
+        self.success.publish(Bool(data=value))
+        assert self.wait_for(lambda: self.node._sim_success is value, 5.0)
+
+
+def test_sim_privileged_scores_each_observation_as_the_outcome_of_the_previous_step(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, source="sim_privileged")
+    rig.set_success(False)
+    assert rig.score(observation("ep1", 0), expect_reward=False) is None  # nothing has been done yet
+    reward = rig.score(observation("ep1", 1))
+    assert (reward.episode_id, reward.step, reward.success, reward.reward, reward.source) == (
+        "ep1", 0, False, 0.0, "sim_privileged")
+    rig.set_success(True)
+    reward = rig.score(observation("ep1", 2))
+    assert (reward.step, reward.success, reward.sparse_reward, reward.shaping_reward, reward.reward,
+            reward.success_probability) == (1, True, 1.0, 0.0, 1.0, 1.0)
+    # a new episode again starts without a reward for its first observation
+    rig.score(observation("ep2", 0), expect_reward=False)
+
+
+def test_sim_privileged_drops_observations_without_a_fresh_success_signal(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, source="sim_privileged")
+    rig.score(observation("ep1", 0), expect_reward=False)
+    rig.score(observation("ep1", 1), expect_reward=False)
+
+
+@pytest.fixture
+def classifier_checkpoint(tmp_path):
+    """An untrained classifier whose threshold is set between its scores of a dark and a bright image."""
+    model = SuccessClassifier(SuccessClassifierConfig(image_size=32, channels=[8, 8]))
+    dark, bright = model.predict_proba(np.stack([DARK, BRIGHT]), [INSTRUCTION] * 2)
+    assert abs(dark - bright) > 1e-4
+    model.config.threshold = float(dark + bright) / 2
+    model.save_pretrained(tmp_path / "classifier")
+    success_image = BRIGHT if bright > dark else DARK
+    failure_image = DARK if bright > dark else BRIGHT
+    return tmp_path / "classifier", {"success": (success_image, max(dark, bright)),
+                                     "failure": (failure_image, min(dark, bright))}
+
+
+def test_classifier_source_uses_the_checkpoint_threshold_and_adds_shaping(ros_graph, wait_for, classifier_checkpoint):
+    path, images = classifier_checkpoint
+    rig = Rig(ros_graph, wait_for, source="classifier", checkpoint=str(path), shaping=True, shaping_weight=2.0,
+              discount=0.9)
+    (fail_image, p_fail), (success_image, p_success) = images["failure"], images["success"]
+    rig.score(observation("ep1", 0, fail_image), expect_reward=False)
+    reward = rig.score(observation("ep1", 1, success_image))
+    expected_shaping = 2.0 * (0.9 * p_success - p_fail)
+    assert reward.source == "classifier" and reward.step == 0 and reward.success
+    assert reward.success_probability == pytest.approx(p_success, abs=1e-5)
+    assert reward.shaping_reward == pytest.approx(expected_shaping, abs=1e-5)
+    assert reward.reward == pytest.approx(1.0 + expected_shaping, abs=1e-5)
+    reward = rig.score(observation("ep1", 2, fail_image))
+    assert not reward.success and reward.sparse_reward == 0.0
+    assert reward.shaping_reward == pytest.approx(2.0 * (0.9 * p_fail - p_success), abs=1e-5)
+
+
+def test_classifier_source_without_checkpoint_is_refused_at_start(ros_graph):
+    with pytest.raises(ValueError, match="checkpoint"):
+        RewardNode(context=ros_graph.context, parameter_overrides=[Parameter("source", value="classifier")])
