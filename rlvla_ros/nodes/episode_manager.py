@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
@@ -39,7 +38,7 @@ from std_srvs.srv import Trigger
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
 from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
 from rlvla_ros.ros.parameters import declare_config
-from rlvla_ros.ros.spinning import spin_until_shutdown
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.srv import ResetEpisode
 
 INTERVENTION_POLICIES = ("continue", "end")
@@ -244,6 +243,4 @@ class EpisodeManager(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    with rclpy.init(args=args):
-        spin_until_shutdown(EpisodeManager())
-    return 0
+    return run_node(EpisodeManager, args)

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
@@ -48,6 +46,7 @@ from rlvla_ros.ros.observation_assembly import (
     crop_and_resize,
 )
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 
@@ -258,12 +257,4 @@ class Perception(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(Perception())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as error:
-        rclpy.logging.get_logger("perception").fatal(str(error))
-        return 1
-    return 0
+    return run_node(Perception, args)

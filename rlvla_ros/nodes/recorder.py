@@ -23,13 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rclpy
 from rclpy.node import Node
 from rclpy.subscription import Subscription
 
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.recording import BagWriterThread, message_class, offered_qos, subscription_qos
-from rlvla_ros.ros.spinning import spin_until_shutdown
 from rlvla_ros.srv import StartRecording, StopRecording
 
 BAG_PREFIX = "rlvla"
@@ -121,6 +120,11 @@ class Recorder(Node):
         self.get_logger().info(f"recording {resolved} into {session_dir}"
                                + (f", a new bag every {episodes_per_bag} episodes" if episodes_per_bag else ""))
         return True, f"recording {len(resolved)} topics into {session_dir}"
+
+    def destroy_node(self) -> None:
+        # Also after SIGINT/SIGTERM (the context is shut down by then): finish the bag so it opens as is.
+        self.stop()
+        super().destroy_node()
 
     def stop(self) -> tuple[list[str], int, int]:
         """Close the session: (bag paths, messages written, messages dropped). Idempotent."""
@@ -219,11 +223,4 @@ def _new_session_dir(output_dir: Path) -> Path:
 
 
 def main(args: list[str] | None = None) -> int:
-    with rclpy.init(args=args):
-        recorder = Recorder()
-        try:
-            spin_until_shutdown(recorder)
-        finally:
-            # Also after SIGINT/SIGTERM (the context is shut down by then): finish the bag so it opens as is.
-            recorder.stop()
-    return 0
+    return run_node(Recorder, args)

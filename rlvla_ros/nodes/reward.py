@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
@@ -28,7 +27,7 @@ from rlvla_ros.rewards.shaping import PotentialShaper
 from rlvla_ros.rewards.success_classifier import SuccessClassifier
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
-from rlvla_ros.ros.spinning import spin_until_shutdown
+from rlvla_ros.ros.spinning import run_node
 
 SOURCES = (Reward.SOURCE_SIM_PRIVILEGED, Reward.SOURCE_CLASSIFIER)
 
@@ -135,6 +134,4 @@ class RewardNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    with rclpy.init(args=args):
-        spin_until_shutdown(RewardNode())
-    return 0
+    return run_node(RewardNode, args)

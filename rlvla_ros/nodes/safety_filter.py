@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
@@ -27,6 +25,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.safety import (
     ACTION_DIM,
     ACTION_SPACE,
@@ -217,9 +216,5 @@ class SafetyFilter(Node):
             throttle_duration_sec=1.0)
 
 
-def main(args: list[str] | None = None) -> None:
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(SafetyFilter())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+def main(args: list[str] | None = None) -> int:
+    return run_node(SafetyFilter, args)

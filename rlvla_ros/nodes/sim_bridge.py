@@ -43,10 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import rclpy
 from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosgraph_msgs.msg import Clock as ClockMsg
@@ -57,6 +55,7 @@ from trajectory_msgs.msg import JointTrajectory
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
 from rlvla_ros.sim.tasks import SPLITS, TASKS
@@ -271,9 +270,4 @@ def _camera_info(intrinsics: CameraIntrinsics, frame_id: str) -> CameraInfo:
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(SimBridge())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node(SimBridge, args)

@@ -1,21 +1,39 @@
-"""Spinning a node until Ctrl-C or SIGTERM, treating every way rclpy reports that shutdown as a clean end."""
+"""The `main()` of every node: init rclpy, build the node, spin until Ctrl-C or SIGTERM, clean up, exit code."""
+
+from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
+from rclpy.node import Node
 
 RCLError = rclpy_implementation.RCLError
 
 
-def spin_until_shutdown(node: Node) -> None:
-    """`rclpy.spin(node)` until the context shuts down. rclpy's SIGINT/SIGTERM handlers shut the context down;
-    spin then raises ExternalShutdownException, or, when the signal lands while the executor builds its wait set,
-    an RCLError about an invalid context: both are a requested shutdown, not a crash."""
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except RCLError:
-        if node.context.ok():
-            raise
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *, multithreaded: bool = False) -> int:
+    """Run the node `make_node()` builds until shutdown; returns the process exit code.
+
+    Invalid parameters (a ValueError while the node is built) are logged FATAL and exit with 1. rclpy's SIGINT and
+    SIGTERM handlers shut the context down; spinning then raises ExternalShutdownException or, when the signal lands
+    while the executor builds its wait set, an RCLError about the invalid context: both are a requested shutdown.
+    `destroy_node()` runs in every case, so nodes release what they hold there (a bag, a renderer).
+    """
+    with rclpy.init(args=args):
+        try:
+            node = make_node()
+        except ValueError as error:
+            rclpy.logging.get_logger(getattr(make_node, "__name__", "node")).fatal(str(error))
+            return 1
+        executor = MultiThreadedExecutor() if multithreaded else SingleThreadedExecutor()
+        executor.add_node(node)
+        try:
+            executor.spin()
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except RCLError:
+            if node.context.ok():
+                raise
+        finally:
+            executor.remove_node(node)
+            node.destroy_node()
+    return 0
