@@ -1,38 +1,76 @@
-"""`rlvla demo`: the main job, headless: sim graph, expert bags, BC, online RL, test-time steering, results table.
+"""`rlvla demo`: the main job, headless on a CPU, through the ROS graph end to end.
 
-The stages run in order; a stage whose parts are not built yet is reported as missing, with what it needs.
+1. bring up the simulated graph (`launch/sim.launch.yaml`, lock-step clock) with the scripted expert on the safety
+   filter's teleop input, and record its demonstrations to a rosbag2 (MCAP) bag;
+2. bring the graph up again with the policy in control; train behaviour cloning from the bag through the learner's
+   `start_finetune` service (the learner hands the best checkpoint to the running policy node), and let the BC
+   policy run episodes on the graph, recorded as the robot's own data (successes and failures);
+3. evaluate BC on the in-distribution split and the out-of-distribution splits;
+4. run online RL (GRPO from the BC policy) through the same service, and evaluate it;
+5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
+   (the best of N sampled chunks by Q);
+6. print a table of success rates and, as the last line, the same table as one JSON object.
+
+Evaluations run in-process on the same environment code, many episodes at once, on fixed seeds disjoint from the
+demonstration and training seeds.
 """
 
+from __future__ import annotations
+
 import argparse
-import importlib.util
+import contextlib
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
 
-# Each stage of the main job and the modules it runs on.
-STAGES = [
-    ("bring up the simulated graph", ["rlvla_ros.sim", "rlvla_ros.nodes.sim_bridge", "rlvla_ros.launching"]),
-    ("record scripted-expert demonstrations to a bag", ["rlvla_ros.nodes.recorder", "rlvla_ros.data"]),
-    ("train BC from the bag through the learner service", ["rlvla_ros.nodes.learner", "rlvla_ros.algorithms"]),
-    ("run online RL through the learner service", ["rlvla_ros.algorithms"]),
-    ("evaluate with test-time steering", ["rlvla_ros.nodes.policy"]),
-]
+OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
 
 
-def missing_modules(modules: list[str]) -> list[str]:
-    """The modules of `modules` that are not importable in this installation."""
-    missing = []
-    for module in modules:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except ModuleNotFoundError:
-            found = False
-        if not found:
-            missing.append(module)
-    return missing
+@dataclass
+class DemoConfig:
+    """Settings of the main job; the defaults finish within 20 minutes on a 2-core CPU."""
+
+    output_dir: str = "runs/demo"
+    """Bags, configs, job folders, curves and results.json go here (replaced on each run)."""
+    tasks: list[str] = field(default_factory=lambda: ["lift"])
+    """Tasks of the whole job."""
+    image_size: int = 64
+    """Camera image side in the graph and in the policy."""
+    chunk_size: int = 4
+    """Action chunk horizon."""
+    demo_episodes: int = 12
+    """Expert demonstrations per task, recorded through the graph."""
+    bc_steps: int = 600
+    """BC gradient steps."""
+    graph_policy_episodes: int = 10
+    """Episodes the BC policy runs on the graph (recorded; the value model learns from them)."""
+    rl_algorithm: str = "grpo"
+    """Online RL algorithm (grpo or ppo)."""
+    rl_budget_s: float = 420.0
+    """Wall-clock budget of the online RL job."""
+    value_steps: int = 1500
+    """Gradient steps of the chunk Q-function for steering."""
+    steering_candidates: int = 8
+    """Chunks sampled per decision with test-time steering."""
+    eval_episodes: int = 30
+    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
+    seed: int = 0
+    """Seed of the learning jobs."""
+
+
+QUICK = {"demo_episodes": 2, "bc_steps": 20, "graph_policy_episodes": 1, "rl_budget_s": 20.0, "value_steps": 20,
+         "steering_candidates": 2, "eval_episodes": 2}
+"""`rlvla demo --quick`: every stage with tiny budgets, to check the pipeline (its numbers mean nothing)."""
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:
-    parser = subcommands.add_parser("demo", help="run the main job end to end (sim, BC, RL, steering)")
+    parser = subcommands.add_parser("demo", help="run the main job end to end (sim graph, BC, RL, steering)")
+    parser.add_argument("--output-dir", default=DemoConfig.output_dir, help="default: %(default)s")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks every stage in a few minutes")
     parser.set_defaults(handler=_demo)
 
 
@@ -42,13 +80,240 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"environment: {result.name} failed: {result.detail}")
     if failed:
         return 1
-    print("environment: ROS 2, interfaces, torch and MuJoCo are ready (rlvla doctor)")
-    missing_stages = 0
-    for title, modules in STAGES:
-        missing = missing_modules(modules)
-        missing_stages += bool(missing)
-        print(f"stage '{title}': " + (f"missing {', '.join(missing)}" if missing else "available"))
-    if missing_stages:
-        print(f"rlvla demo: {missing_stages} of {len(STAGES)} stages are not built yet; nothing was trained")
-        return 1
+    results = run_demo(DemoConfig(output_dir=args.output_dir, **(QUICK if args.quick else {})))
+    print(format_table(results))
+    print(json.dumps({name: results[name] for name in ("bc", "rl", "rl_steering")}))
     return 0
+
+
+def run_demo(config: DemoConfig) -> dict:
+    """Run every stage; returns the results (also written to `<output_dir>/results.json`)."""
+    import rclpy
+    import torch
+
+    torch.set_num_threads(1)
+    out = Path(config.output_dir).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    timings: dict[str, float] = {}
+    rclpy.init()
+    try:
+        with _stage("record expert demonstrations through the graph", timings):
+            expert_bag = _record_expert_demonstrations(config, out)
+        graph = _learning_graph(config, out)
+        with graph, _GraphClient(graph) as client:
+            with _stage("behaviour cloning through the learner service", timings):
+                bc = client.fine_tune("bc", [expert_bag], config.bc_steps, _policy_overrides(config))
+            with _stage("BC policy episodes on the graph, recorded", timings):
+                graph_bc = client.run_episodes(config.graph_policy_episodes)
+                policy_bags = client.stop_recording()
+            with _stage("evaluate BC", timings):
+                bc_success = _evaluate(config, bc)
+            with _stage(f"online RL ({config.rl_algorithm}) through the learner service", timings):
+                rl = client.fine_tune(config.rl_algorithm, [], 10**6, {
+                    **_policy_overrides(config), "init_checkpoint": bc, "time_budget_s": config.rl_budget_s})
+            with _stage("evaluate RL", timings):
+                rl_success = _evaluate(config, rl)
+            with _stage("chunk Q-function from the recorded bags through the learner service", timings):
+                q_model = client.fine_tune("value", [expert_bag, *policy_bags], config.value_steps,
+                                           {"seed": config.seed, "tasks": config.tasks, "init_checkpoint": rl})
+            with _stage("evaluate RL with test-time steering", timings):
+                steered_success = _evaluate(config, rl, steering_model=q_model)
+        for algorithm, job_id in client.job_ids.items():
+            shutil.copy(out / "learner" / job_id / "learning_curve.png", out / f"{algorithm}_learning_curve.png")
+    finally:
+        rclpy.try_shutdown()
+    episodes = config.eval_episodes * len(config.tasks)
+    results = {
+        "bc": _summary(bc_success, episodes),
+        "rl": _summary(rl_success, episodes),
+        "rl_steering": _summary(steered_success, episodes),
+        "graph_bc_episodes": graph_bc,
+        "by_split": {"bc": bc_success, "rl": rl_success, "rl_steering": steered_success},
+        "config": asdict(config),
+        "evaluation": {"seeds": f"0..{config.eval_episodes - 1}", "episodes_per_task_and_split": config.eval_episodes,
+                       "splits": ["id", *OOD_SPLITS]},
+        "checkpoints": {"bc": bc, "rl": rl, "steering_q": q_model},
+        "timings_s": timings,
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+def format_table(results: dict) -> str:
+    """The results as a fixed-width table."""
+    rows = [f"{'':<14}{'ID':>8}{'OOD':>8}{'episodes':>10}"]
+    for name, label in (("bc", "BC"), ("rl", "RL"), ("rl_steering", "RL+steering")):
+        row = results[name]
+        rows.append(f"{label:<14}{row['id']:>8.2f}{row['ood']:>8.2f}{row['episodes']:>10}")
+    return "\n".join(rows)
+
+
+def _policy_overrides(config: DemoConfig) -> dict:
+    return {"seed": config.seed, "tasks": config.tasks, "image_size": config.image_size,
+            "chunk_size": config.chunk_size}
+
+
+def _config_overrides(config: DemoConfig, **episode_manager) -> dict:
+    from rlvla_ros.sim.tasks import TASKS
+
+    return {
+        "sim_bridge": {"image_size": config.image_size},
+        "perception": {"image_size": config.image_size},
+        "policy": {"horizon": config.chunk_size, "image_size": config.image_size},
+        "episode_manager": {"tasks": config.tasks, "splits": ["id"],
+                            "max_steps": [TASKS[task].max_steps for task in config.tasks], **episode_manager},
+    }
+
+
+def _launch_arguments(config_dir: Path, out: Path, **extra: str) -> dict[str, str]:
+    return {"clock_mode": "lockstep", "watchdog_timeout_s": "60.0", "config_dir": str(config_dir),
+            "learner_output_dir": str(out / "learner"), **extra}
+
+
+def _record_expert_demonstrations(config: DemoConfig, out: Path) -> str:
+    from rlvla_ros.launching.background import BackgroundLaunch
+    from rlvla_ros.ros.param_files import write_config_overlay
+
+    episodes = config.demo_episodes * len(config.tasks)
+    # Demonstration seeds 10000.. stay clear of the evaluation seeds 0.. and the RL training seeds.
+    config_dir = write_config_overlay(out / "config_expert", _config_overrides(
+        config, num_episodes=episodes, base_seed=10_000))
+    launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
+        config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
+        bag_dir=str(out / "bags" / "expert")), out / "logs" / "expert_graph.log")
+    with launch, _GraphClient(launch) as client:
+        summary = client.wait_for_episodes(episodes)
+        print(f"  {summary['episodes']} expert episodes, success rate {summary['success_rate']:.2f}")
+    (bag,) = sorted((out / "bags" / "expert").glob("*/rlvla_*"))
+    return str(bag)
+
+
+def _learning_graph(config: DemoConfig, out: Path):
+    from rlvla_ros.launching.background import BackgroundLaunch
+    from rlvla_ros.ros.param_files import write_config_overlay
+
+    config_dir = write_config_overlay(out / "config_learning", _config_overrides(config, auto_run=False))
+    return BackgroundLaunch(_sim_launch_file(), _launch_arguments(
+        config_dir, out, record="true", bag_dir=str(out / "bags" / "policy")), out / "logs" / "learning_graph.log")
+
+
+def _sim_launch_file() -> Path:
+    from ament_index_python.packages import get_package_share_directory
+
+    return Path(get_package_share_directory("rlvla_ros")) / "launch" / "sim.launch.yaml"
+
+
+def _evaluate(config: DemoConfig, checkpoint: str, steering_model: str = "") -> dict[str, float]:
+    """Success rate per split (averaged over tasks)."""
+    from rlvla_ros.policies import load_policy
+    from rlvla_ros.training.evaluation import evaluate
+
+    policy = load_policy(checkpoint)
+    choose_chunk = None
+    if steering_model:
+        from rlvla_ros.algorithms.value import ChunkQFunction
+        from rlvla_ros.policies.steering import steering_hook
+
+        choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
+                                     config.steering_candidates)
+    results = evaluate(policy, config.tasks, ["id", *OOD_SPLITS], range(config.eval_episodes),
+                       num_envs=min(16, config.eval_episodes), choose_chunk=choose_chunk)
+    return {split: sum(results[task][split] for task in config.tasks) / len(config.tasks)
+            for split in ["id", *OOD_SPLITS]}
+
+
+def _summary(by_split: dict[str, float], episodes: int) -> dict:
+    ood = sum(by_split[split] for split in OOD_SPLITS) / len(OOD_SPLITS)
+    return {"id": round(by_split["id"], 3), "ood": round(ood, 3), "episodes": episodes}
+
+
+@contextlib.contextmanager
+def _stage(title: str, timings: dict[str, float]):
+    """Print a stage's start and duration; record the duration in `timings`."""
+    print(f"[demo] {title} ...", flush=True)
+    started = time.monotonic()
+    yield
+    timings[title] = round(time.monotonic() - started, 1)
+    print(f"[demo] {title}: done in {timings[title]:.0f} s", flush=True)
+
+
+class _GraphClient:
+    """The demo's own node on a launched graph: learner jobs, episodes, recording."""
+
+    def __init__(self, launch, namespace: str = "/rlvla") -> None:
+        self.launch = launch
+        self.namespace = namespace
+        self.job_ids: dict[str, str] = {}
+        """Algorithm -> id of its (last) job."""
+
+    def __enter__(self) -> _GraphClient:
+        from rlvla_ros.ros.commander import FineTuneCommander
+
+        self.commander = FineTuneCommander(f"{self.namespace}/learner", node_name="rlvla_demo")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.commander.destroy_node()
+
+    def fine_tune(self, algorithm: str, datasets: list[str], steps: int, overrides: dict) -> str:
+        """Run a job to completion with a progress bar; returns its best checkpoint (offline jobs, which have no
+        score to rank checkpoints by, their latest)."""
+        from rlvla_ros.cli.finetune import _ProgressBar, format_status
+        from rlvla_ros.msg import FineTuneStatus
+
+        job = self.commander.start_finetune(algorithm, datasets, steps, overrides, timeout_s=120.0)
+        if not job.accepted:
+            raise RuntimeError(f"the learner refused {algorithm}: {job.message}\n{self.launch.log_tail()}")
+        self.job_ids[algorithm] = job.job_id
+        final = self.commander.wait_for_job(job.job_id, on_progress=_ProgressBar())
+        print(format_status(final))
+        checkpoint = final.best_checkpoint or final.latest_checkpoint
+        if final.state != FineTuneStatus.STATE_SUCCEEDED or not checkpoint:
+            raise RuntimeError(f"{algorithm} job {job.job_id} ended without a checkpoint: {final.message}")
+        return checkpoint
+
+    def _trigger(self, service: str) -> str:
+        from std_srvs.srv import Trigger
+
+        try:
+            response = self.commander.call(Trigger, f"{self.namespace}/{service}", Trigger.Request(), 60.0)
+        except TimeoutError as error:
+            raise RuntimeError(f"{error}\n{self.launch.log_tail()}") from None
+        if not response.success:
+            raise RuntimeError(f"{service}: {response.message}")
+        return response.message
+
+    def episode_stats(self) -> dict:
+        return json.loads(self._trigger("episode_manager/get_stats"))
+
+    def wait_for_episodes(self, count: int, timeout_s: float = 900.0) -> dict:
+        """Poll the episode manager until `count` episodes have ended; returns its statistics."""
+        deadline = time.monotonic() + timeout_s
+        while (stats := self.episode_stats())["episodes"] < count:
+            if time.monotonic() > deadline or not self.launch.running():
+                raise RuntimeError(f"{stats['episodes']} of {count} episodes after {timeout_s} s\n"
+                                   f"{self.launch.log_tail()}")
+            time.sleep(1.0)
+        return stats
+
+    def run_episodes(self, count: int) -> dict:
+        """Start `count` episodes one after the other (episode manager without auto_run); returns their stats."""
+        before = self.episode_stats()
+        for _ in range(count):
+            started = self.episode_stats()["episodes"]
+            self._trigger("episode_manager/start_episode")
+            self.wait_for_episodes(started + 1)
+        after = self.episode_stats()
+        successes = after["successes"] - before["successes"]
+        return {"episodes": count, "successes": successes, "success_rate": round(successes / max(count, 1), 3)}
+
+    def stop_recording(self) -> list[str]:
+        """Close the recorder's bags; returns their paths."""
+        from rlvla_ros.srv import StopRecording
+
+        response = self.commander.call(StopRecording, f"{self.namespace}/recorder/stop_recording",
+                                       StopRecording.Request(), 60.0)
+        if not response.success:
+            raise RuntimeError(f"stop_recording: {response.message}")
+        return list(response.bag_paths)

@@ -1,4 +1,8 @@
-"""Episodes to and from rosbag2 bags: join Observation, ActionChunk, Reward and EpisodeEvent on (episode, step)."""
+"""Episodes to and from rosbag2 bags: join Observation, ActionChunk, Reward and EpisodeEvent on (episode, step).
+
+The join (:class:`EpisodeTables`, :func:`file_message`, :func:`tables_to_episode`) works on any message objects
+with the interface fields, so the learner's live-graph rollout source uses it on rclpy messages too.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ class _Chunk:
 
 
 @dataclass
-class _EpisodeTables:
+class EpisodeTables:
     """Everything a bag holds about one episode, keyed by step."""
 
     start: object | None = None
@@ -66,9 +70,9 @@ def image_to_array(image) -> np.ndarray:
 
 def _read_tables(
     path: Path, camera: str | None, with_images: bool, topic_stats: dict[str, dict] | None = None
-) -> dict[str, _EpisodeTables]:
+) -> dict[str, EpisodeTables]:
     """Episode tables of one bag; with `topic_stats`, also count every topic's messages and time span into it."""
-    tables: dict[str, _EpisodeTables] = {}
+    tables: dict[str, EpisodeTables] = {}
     with open_bag(path) as reader:
         wanted = (OBSERVATION, ACTION_CHUNK, REWARD, EPISODE_EVENT)
         connections = reader.connections if topic_stats is not None else [
@@ -84,14 +88,16 @@ def _read_tables(
                     stats["last_ns"] = timestamp
                 if connection.msgtype in wanted:
                     msg = reader.deserialize(raw, connection.msgtype)
-                    episode = tables.setdefault(msg.episode_id, _EpisodeTables())
-                    _file_message(episode, connection.msgtype, msg, camera, with_images, path)
+                    episode = tables.setdefault(msg.episode_id, EpisodeTables())
+                    file_message(episode, connection.msgtype, msg, camera, with_images, path)
         except (AnyReaderError, SerdeError) as err:
             raise ValueError(f"corrupt message in bag {path}: {err}") from err
     return tables
 
 
-def _file_message(tables: _EpisodeTables, msgtype: str, msg, camera: str | None, with_images: bool, path: Path) -> None:
+def file_message(tables: EpisodeTables, msgtype: str, msg, camera: str | None, with_images: bool, path) -> None:
+    """File one Observation / ActionChunk / Reward / EpisodeEvent (``msgtype``) of an episode into its tables;
+    ``path`` names the source in error messages."""
     if msgtype == EPISODE_EVENT:
         if msg.event == _START:
             tables.start = msg
@@ -133,7 +139,7 @@ def _covering_chunk(chunks: dict[int, _Chunk], step: int, max_horizon: int) -> _
     return None
 
 
-def _join(episode_id: str, tables: _EpisodeTables) -> _Joined:
+def _join(episode_id: str, tables: EpisodeTables) -> _Joined:
     """Executed action at step t: row t - s of the newest chunk published at a step s <= t that covers t."""
     limit = tables.end.length if tables.end is not None else None
     max_horizon = max((len(c.actions) for c in tables.chunks.values()), default=0)
@@ -213,32 +219,39 @@ def episodes_from_bag(
     path = Path(path)
     episodes = []
     for episode_id, tables in _read_tables(path, camera, with_images=True).items():
-        joined = _join(episode_id, tables)
-        if joined.steps == 0 or not (joined.complete or include_incomplete):
-            continue
-        observations = [tables.observations[t] for t in range(joined.steps)]
-        proprio_names = observations[0][2]
-        episodes.append(
-            EpisodeRecord(
-                episode_id=episode_id,
-                instruction=joined.meta["instruction"],
-                images=np.stack([obs[0] for obs in observations]),
-                proprio=np.stack([obs[1] for obs in observations]),
-                actions=joined.actions,
-                rewards=joined.rewards,
-                successes=joined.successes,
-                interventions=joined.interventions,
-                log_probs=joined.log_probs,
-                task=joined.meta["task"],
-                split=joined.meta["split"],
-                seed=joined.meta["seed"],
-                success=joined.meta["success"],
-                termination_reason=joined.meta["termination_reason"],
-                complete=joined.complete,
-                proprio_names=proprio_names,
-            )
-        )
+        episode = tables_to_episode(episode_id, tables, include_incomplete=include_incomplete)
+        if episode is not None:
+            episodes.append(episode)
     return episodes
+
+
+def tables_to_episode(
+    episode_id: str, tables: EpisodeTables, *, include_incomplete: bool = False
+) -> EpisodeRecord | None:
+    """The joined episode of ``tables`` (filed with images); None when it has no joined step, or is incomplete and
+    ``include_incomplete`` is False."""
+    joined = _join(episode_id, tables)
+    if joined.steps == 0 or not (joined.complete or include_incomplete):
+        return None
+    observations = [tables.observations[t] for t in range(joined.steps)]
+    return EpisodeRecord(
+        episode_id=episode_id,
+        instruction=joined.meta["instruction"],
+        images=np.stack([obs[0] for obs in observations]),
+        proprio=np.stack([obs[1] for obs in observations]),
+        actions=joined.actions,
+        rewards=joined.rewards,
+        successes=joined.successes,
+        interventions=joined.interventions,
+        log_probs=joined.log_probs,
+        task=joined.meta["task"],
+        split=joined.meta["split"],
+        seed=joined.meta["seed"],
+        success=joined.meta["success"],
+        termination_reason=joined.meta["termination_reason"],
+        complete=joined.complete,
+        proprio_names=observations[0][2],
+    )
 
 
 @dataclass(frozen=True)

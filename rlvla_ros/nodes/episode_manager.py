@@ -64,6 +64,9 @@ class EpisodeManagerConfig:
         "description": "what a teleop intervention does: continue (count it) or end the episode"})
     required_publishers: list[str] = field(default_factory=lambda: ["reward"], metadata={
         "description": "topics that must have a publisher before an episode starts (e.g. the policy's action_chunk)"})
+    ready_settle_s: float = field(default=2.0, metadata={
+        "description": "after the required publishers appear, wait this long for discovery to connect the rest of "
+                       "the graph before the first reset"})
     reset_timeout_s: float = field(default=10.0, metadata={
         "description": "give up on a reset_episode call after this long, and try again"})
     retry_interval_s: float = field(default=1.0, metadata={"description": "wait before retrying a failed reset"})
@@ -74,6 +77,8 @@ class EpisodeManagerConfig:
             raise ValueError(f"num_episodes must be >= 0, got {self.num_episodes}")
         if self.on_intervention not in INTERVENTION_POLICIES:
             raise ValueError(f"on_intervention must be one of {INTERVENTION_POLICIES}, got {self.on_intervention!r}")
+        if self.ready_settle_s < 0:
+            raise ValueError(f"ready_settle_s must be >= 0, got {self.ready_settle_s}")
         if self.reset_timeout_s <= 0 or self.retry_interval_s < 0:
             raise ValueError("reset_timeout_s must be > 0 and retry_interval_s >= 0")
 
@@ -95,6 +100,7 @@ class EpisodeManager(Node):
         self._reset_spec: EpisodeSpec | None = None
         self._reset_sent_s = 0.0
         self._retry_at_s = 0.0
+        self._ready_since_s: float | None = None
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         events = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -137,6 +143,12 @@ class EpisodeManager(Node):
         missing = [topic for topic in self.config.required_publishers if not self.count_publishers(topic)]
         if missing:
             self.get_logger().info(f"waiting for publishers of {missing}", throttle_duration_sec=5.0)
+            return
+        # A publisher is seen before every subscription it implies is matched (e.g. the policy's observation
+        # subscription by perception): give discovery time once, before the first episode.
+        if self._ready_since_s is None:
+            self._ready_since_s = now_s
+        if now_s - self._ready_since_s < self.config.ready_settle_s:
             return
         spec = self.schedule[self._next_index]
         self._reset_spec, self._reset_sent_s = spec, now_s

@@ -10,6 +10,11 @@ the model does not take, non-finite proprio) are refused with a logged reason an
 while control goes on with the old weights, then swaps them in under a lock and bumps ``policy_version``; a path
 that does not load (missing, not safetensors, another chunk size or input size) is answered success=false and the old
 weights stay.
+
+Test-time steering (``steering_candidates`` > 1 and a ``steering_model``): each observation gets that many chunks
+sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.algorithms.value.ChunkQFunction``)
+scores them, and the best one is published (its log-prob under the policy, its Q-value as the value). The weights
+never change; a hot-swapped policy is steered by the same Q-function.
 """
 
 from __future__ import annotations
@@ -19,16 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import rclpy
 import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from rlvla_ros.algorithms.value import ChunkQFunction
 from rlvla_ros.msg import ActionChunk, Observation
+from rlvla_ros.policies import steering
 from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.srv import LoadCheckpoint
 
@@ -48,6 +54,8 @@ class PolicyNodeConfig:
     device: str = field(default="cpu", metadata={"description": "torch device of the model, e.g. cpu or cuda"})
     horizon: int = field(default=4, metadata={
         "description": "actions per chunk; must equal the checkpoint's chunk_size"})
+    image_size: int = field(default=128, metadata={
+        "description": "input image side of the fresh model (a checkpoint brings its own); match perception's"})
     temperature: float = field(default=1.0, metadata={"description": "sampling temperature (> 0)"})
     deterministic: bool = field(default=False, metadata={
         "description": "publish the mode of the action distribution instead of a sample"})
@@ -56,18 +64,28 @@ class PolicyNodeConfig:
     camera: str = field(default="", metadata={
         "description": "camera_names entry whose image the policy sees; empty: the observation's first image"})
     stats_period_s: float = field(default=1.0, metadata={"description": "period of ~/stats when counts changed"})
+    steering_candidates: int = field(default=0, metadata={
+        "description": "chunks sampled per observation and ranked by steering_model; 0 or 1: no steering"})
+    steering_model: str = field(default="", metadata={
+        "description": "ChunkQFunction save_pretrained directory that ranks the steering candidates"})
 
     def __post_init__(self) -> None:
         if not self.checkpoint and self.model not in FRESH_MODELS:
             raise ValueError(f"model must be one of {FRESH_MODELS} when no checkpoint is given, got {self.model!r}")
         if self.horizon < 1:
             raise ValueError(f"horizon must be >= 1, got {self.horizon}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if not self.stats_period_s > 0:
             raise ValueError(f"stats_period_s must be > 0, got {self.stats_period_s}")
+        if self.steering_candidates < 0:
+            raise ValueError(f"steering_candidates must be >= 0, got {self.steering_candidates}")
+        if self.steering_candidates > 1 and not self.steering_model:
+            raise ValueError("steering_candidates > 1 needs a steering_model directory")
 
 
 class PolicyNode(Node):
@@ -79,6 +97,7 @@ class PolicyNode(Node):
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
         self._policy = self._load(config.checkpoint, running=None) if config.checkpoint else self._fresh_policy()
+        self._q_model = self._load_steering_model() if config.steering_candidates > 1 else None
         self._version = 0
         # Guards the (policy, version) pair: inference takes a consistent snapshot, the service swaps both at once.
         self._lock = threading.Lock()
@@ -95,11 +114,12 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"{type(self._policy).__name__} from {source} on {config.device}: horizon {config.horizon}, "
             f"{'deterministic' if config.deterministic else f'temperature {config.temperature}'}, "
-            f"{self._policy.config.image_size}px images, proprio of {self._policy.config.proprio_dim}")
+            f"{self._policy.config.image_size}px images, proprio of {self._policy.config.proprio_dim}"
+            + (f", steered: best of {config.steering_candidates} by {config.steering_model}" if self._q_model else ""))
 
     def _fresh_policy(self) -> Policy:
         policy_class = registered_policies()[self.config.model]
-        config = policy_class.config_class(chunk_size=self.config.horizon)
+        config = policy_class.config_class(chunk_size=self.config.horizon, image_size=self.config.image_size)
         return policy_class(config).to(self.config.device).eval()
 
     def _load(self, path: str, running: Policy | None) -> Policy:
@@ -116,6 +136,17 @@ class PolicyNode(Node):
                 if new != old:
                     raise ValueError(f"{path} has {name} {new}, the running policy {old}: observations would not fit")
         return policy
+
+    def _load_steering_model(self) -> ChunkQFunction:
+        """The steering Q-function, checked against the horizon and the policy's proprio."""
+        q_model = ChunkQFunction.from_pretrained(self.config.steering_model, device=self.config.device)
+        if q_model.config.chunk_size != self.config.horizon:
+            raise ValueError(f"steering_model {self.config.steering_model} scores chunks of {q_model.config.chunk_size}"
+                             f", the node's horizon is {self.config.horizon}")
+        if q_model.config.proprio_dim != self._policy.config.proprio_dim:
+            raise ValueError(f"steering_model takes proprio of {q_model.config.proprio_dim}, the policy "
+                             f"{self._policy.config.proprio_dim}")
+        return q_model
 
     def _on_load_checkpoint(self, request: LoadCheckpoint.Request,
                             response: LoadCheckpoint.Response) -> LoadCheckpoint.Response:
@@ -159,11 +190,16 @@ class PolicyNode(Node):
     def choose_chunk(self, policy: Policy, obs: dict[str, Any]) -> PolicyOutput:
         """The chunk to execute for one observation, as a batch of one.
 
-        The single place that decides what to act on: test-time steering (rank ``policy.sample_candidates`` with a
-        learned value model) replaces this body.
+        Without steering the policy's own sample (or mode); with it, the best of ``steering_candidates`` samples.
         """
         batch = {"image": obs["image"][None], "proprio": obs["proprio"][None], "instruction": [obs["instruction"]]}
-        return policy.predict(batch, deterministic=self.config.deterministic, temperature=self.config.temperature)
+        if self._q_model is None:
+            return policy.predict(batch, deterministic=self.config.deterministic, temperature=self.config.temperature)
+        temperature = self.config.temperature
+        chunk, scores = steering.choose_chunk(policy, self._q_model, obs, self.config.steering_candidates, temperature)
+        with torch.no_grad():
+            log_probs, _ = policy.log_prob(batch, chunk[None], temperature=temperature)
+        return PolicyOutput(actions=chunk[None], log_probs=log_probs, values=scores.max()[None])
 
     def _policy_input(self, msg: Observation, policy: Policy) -> dict[str, Any]:
         """The contract observation of ``msg`` for ``policy``; ValueError saying why it cannot be used."""
@@ -193,14 +229,4 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            executor = MultiThreadedExecutor()
-            executor.add_node(PolicyNode())
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as error:
-        rclpy.logging.get_logger("policy").fatal(str(error))
-        return 1
-    return 0
+    return run_node(PolicyNode, args, multithreaded=True)

@@ -21,7 +21,6 @@ from collections.abc import Callable
 import yaml
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSDurabilityPolicy, QoSProfile
 
 from rlvla_ros.msg import FineTuneStatus
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
@@ -54,8 +53,7 @@ class FineTuneCommander(Node):
         self._status = self.create_client(GetFineTuneStatus, f"{self.learner}/get_status")
         self._latest_status: FineTuneStatus | None = None
         # The learner publishes its status on changes and about once a second; keep the newest.
-        self.create_subscription(FineTuneStatus, f"{self.learner}/status", self._on_status,
-                                 QoSProfile(depth=1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL))
+        self.create_subscription(FineTuneStatus, f"{self.learner}/status", self._on_status, 10)
 
     def start_finetune(self, algorithm: str, datasets: list[str] | None = None, steps: int = 0,
                        overrides: dict | None = None, timeout_s: float = 10.0) -> StartResult:

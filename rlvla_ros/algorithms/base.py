@@ -1,0 +1,283 @@
+"""What every fine-tuning algorithm implements (:class:`Trainer`) and what a running job gives it (:class:`JobContext`).
+
+A trainer is a class with a ``name`` (the ``algorithm`` of a StartFineTune request), a ``config_class`` (a dataclass
+of hyper-parameters deriving :class:`TrainerConfig`, one docstring per field, CleanRL style) and ``run(context)``,
+which trains and returns the final metrics. The context hands it the validated config, the datasets, the step budget,
+the start policy, logging (TensorBoard + ROS status + PNG curve), atomic checkpoints and the stop flag.
+
+Checkpoints: each save writes ``<output_dir>/checkpoints/step_<n>/`` atomically (policy ``config.json`` +
+``model.safetensors`` + ``trainer_state.json``), then swaps the ``latest`` symlink to it with ``os.replace``, and the
+``best`` symlink when the score improved. A job killed at any instant leaves ``latest`` pointing at a complete
+checkpoint (or not existing yet before the first save). Older step directories are pruned.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+import os
+import shutil
+import threading
+import time
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import yaml
+
+from rlvla_ros.policies import Policy, load_policy, registered_policies
+from rlvla_ros.policies.base import write_dir_atomically
+
+TRAINER_STATE_NAME = "trainer_state.json"
+"""Per-checkpoint JSON: step, metrics and score of the save."""
+METRICS_NAME = "metrics.json"
+"""Per-job JSON: every logged scalar as ``{name: [[step, value], ...]}`` plus the final metrics."""
+CURVE_NAME = "learning_curve.png"
+
+
+@dataclass
+class TrainerConfig:
+    """Fields every trainer config has: seeding and where the policy comes from. Subclasses add hyper-parameters."""
+
+    seed: int = 0
+    """Seed of torch, numpy and the rollout environments."""
+    init_checkpoint: str = ""
+    """Policy checkpoint directory to start from; empty: a fresh policy built from the fields below."""
+    policy_type: str = "frozen_encoder"
+    """Registered policy type of a fresh policy (ignored with ``init_checkpoint``)."""
+    chunk_size: int = 4
+    """Action chunk horizon H of a fresh policy (ignored with ``init_checkpoint``)."""
+    image_size: int = 64
+    """Input image side of a fresh policy (ignored with ``init_checkpoint``); sim rollouts render at the policy's."""
+
+    def __post_init__(self) -> None:
+        if self.chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.image_size < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+
+
+def parse_overrides_yaml(text: str) -> dict[str, Any]:
+    """The mapping of an ``overrides_yaml`` string; empty text is no overrides. ValueError for anything else."""
+    if not text.strip():
+        return {}
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"overrides_yaml is not valid YAML: {err}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise ValueError(f"overrides_yaml must be a mapping of names to values, got {type(data).__name__}")
+    return data
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` checked against the field type ``hint``; ints are accepted for floats, nothing else is converted."""
+    origin = typing.get_origin(hint)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"override {name!r} must be a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"override {name!r} must be an integer, got {value!r}")
+        return value
+    if hint in (bool, str):
+        if not isinstance(value, hint):
+            raise ValueError(f"override {name!r} must be a {hint.__name__}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"override {name!r} must be a list, got {value!r}")
+        (item_hint, *_) = typing.get_args(hint)
+        items = [_coerce(name, item, item_hint) for item in value]
+        return tuple(items) if origin is tuple else items
+    raise ValueError(f"override {name!r} has a type overrides cannot set ({hint})")
+
+
+def apply_overrides(config_class: type[TrainerConfig], overrides: Mapping[str, Any]) -> TrainerConfig:
+    """Build ``config_class`` from its defaults and ``overrides``; unknown names or wrong types are a ValueError."""
+    hints = typing.get_type_hints(config_class)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown {config_class.__name__} overrides {unknown}; valid: {sorted(fields)}")
+    values = {name: _coerce(name, value, hints[name]) for name, value in overrides.items()}
+    return config_class(**values)
+
+
+def config_to_dict(config: TrainerConfig) -> dict[str, Any]:
+    """JSON-ready dict of a trainer config."""
+    return dataclasses.asdict(config)
+
+
+class Trainer(abc.ABC):
+    """A fine-tuning algorithm. Subclasses set the class attributes and implement :meth:`run`."""
+
+    name: ClassVar[str]
+    """Algorithm name used by StartFineTune (``bc``, ``ppo``, ...)."""
+    config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
+    """Hyper-parameter dataclass; StartFineTune overrides are applied to it."""
+    needs_datasets: ClassVar[bool] = False
+    """Whether the job must be given recorded datasets."""
+    default_steps: ClassVar[int] = 1000
+    """Optimisation steps (or iterations, as the trainer defines them) when a request asks for 0."""
+
+    @abc.abstractmethod
+    def run(self, context: JobContext) -> dict[str, float]:
+        """Train until ``context.steps`` are done or ``context.should_stop()``; return the final metrics."""
+
+
+def fresh_policy(config: TrainerConfig) -> Policy:
+    """A new policy of ``config.policy_type`` with the config's chunk and image size."""
+    policies = registered_policies()
+    if config.policy_type not in policies:
+        raise ValueError(f"unknown policy_type {config.policy_type!r}; registered: {sorted(policies)}")
+    policy_config = policies[config.policy_type].config_class(
+        chunk_size=config.chunk_size, image_size=config.image_size
+    )
+    return policies[config.policy_type](policy_config)
+
+
+def atomic_symlink(link: Path, target: Path) -> None:
+    """Point ``link`` at ``target`` (relative), replacing an existing link atomically."""
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.relpath(target, link.parent), tmp)
+    os.replace(tmp, link)
+
+
+@dataclass
+class JobContext:
+    """Everything a trainer needs from the job that runs it. Build one per job; call :meth:`close` at the end."""
+
+    config: TrainerConfig
+    """Validated hyper-parameters (the trainer's ``config_class``)."""
+    output_dir: Path
+    """Job folder: checkpoints, ``latest``/``best`` links, TensorBoard events, metrics JSON, PNG curve."""
+    steps: int
+    """Step budget (already resolved: a request's 0 became the trainer's default)."""
+    datasets: list[Path] = field(default_factory=list)
+    """Recorded bags or folders of bags."""
+    on_progress: Callable[[int, dict[str, float]], None] | None = None
+    """Called with (step, metrics) after each :meth:`log`; the learner node publishes status from it."""
+    on_new_best: Callable[[Path], None] | None = None
+    """Called with the new best checkpoint directory; the learner node calls the policy's load_checkpoint."""
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    """Set to stop the job at its next check."""
+    curve_interval_s: float = 30.0
+    """Minimum seconds between periodic PNG curve rewrites."""
+    tensorboard: bool = True
+    """Write TensorBoard event files."""
+    rollout_source: Any = None
+    """Where online trainers get episodes (a ``RolloutSource``); None: in-process simulation."""
+    write_files: bool = True
+    """False on non-zero ranks of a distributed job: only rank 0 writes checkpoints, logs and curves."""
+
+    def __post_init__(self) -> None:
+        self.output_dir = Path(self.output_dir)
+        self.datasets = [Path(d) for d in self.datasets]
+        self.rng = np.random.default_rng(self.config.seed)
+        torch.manual_seed(self.config.seed)
+        self.history: dict[str, list[tuple[int, float]]] = {}
+        self.policy: Policy | None = None
+        """The policy :meth:`make_policy` made (the one being trained)."""
+        self.latest_checkpoint: Path | None = None
+        self.best_checkpoint: Path | None = None
+        self.best_score = -float("inf")
+        self._writer = None
+        self._last_curve_s = time.monotonic()
+        if self.write_files:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "config.json").write_text(json.dumps(config_to_dict(self.config), indent=2) + "\n")
+            if self.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
+
+    def make_policy(self) -> Policy:
+        """The start policy in train mode: ``config.init_checkpoint`` when set, else a fresh one; kept as
+        :attr:`policy`."""
+        if self.config.init_checkpoint:
+            policy = load_policy(self.config.init_checkpoint)
+        else:
+            policy = fresh_policy(self.config)
+        self.policy = policy.train()
+        return self.policy
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None:
+        """Record scalars at ``step``: TensorBoard, the history behind the curve, and the progress callback."""
+        clean = {name: float(value) for name, value in metrics.items()}
+        for name, value in clean.items():
+            self.history.setdefault(name, []).append((step, value))
+            if self._writer is not None:
+                self._writer.add_scalar(name, value, step)
+        if self.on_progress is not None:
+            self.on_progress(step, clean)
+        if self.write_files and time.monotonic() - self._last_curve_s >= self.curve_interval_s:
+            self.write_curve()
+
+    def save_checkpoint(
+        self, model: Policy, step: int, metrics: Mapping[str, float] | None = None, score: float | None = None
+    ) -> Path:
+        """Atomically save ``model`` as the latest checkpoint, and as the best one when ``score`` improved."""
+        step_dir = self.output_dir / "checkpoints" / f"step_{step:08d}"
+        if not self.write_files:
+            return step_dir
+        state = {"step": step, "metrics": dict(metrics or {}), "score": score, "time_s": time.time()}
+
+        def write(tmp: Path) -> None:
+            model.save_pretrained(tmp)
+            (tmp / TRAINER_STATE_NAME).write_text(json.dumps(state, indent=2) + "\n")
+
+        write_dir_atomically(step_dir, write)
+        atomic_symlink(self.output_dir / "latest", step_dir)
+        self.latest_checkpoint = step_dir
+        improved = score is not None and score > self.best_score
+        if improved:
+            self.best_score = float(score)
+            atomic_symlink(self.output_dir / "best", step_dir)
+            self.best_checkpoint = step_dir
+        self._prune_checkpoints()
+        if improved and self.on_new_best is not None:
+            self.on_new_best(step_dir)
+        return step_dir
+
+    def _prune_checkpoints(self) -> None:
+        keep = {p.resolve() for p in (self.latest_checkpoint, self.best_checkpoint) if p is not None}
+        for directory in (self.output_dir / "checkpoints").iterdir():
+            if directory.name.startswith("step_") and directory.resolve() not in keep:
+                shutil.rmtree(directory, ignore_errors=True)
+
+    def should_stop(self) -> bool:
+        """Whether StopFineTune (or the owner of ``stop_event``) asked the job to stop."""
+        return self.stop_event.is_set()
+
+    def write_curve(self) -> Path | None:
+        """Rewrite the PNG learning curve from the logged scalars (atomically); None before anything was logged."""
+        from rlvla_ros.training.curves import plot_learning_curves
+
+        self._last_curve_s = time.monotonic()
+        if not self.write_files or not self.history:
+            return None
+        return plot_learning_curves(self.history, self.output_dir / CURVE_NAME, title=self.output_dir.name)
+
+    def close(self, final_metrics: Mapping[str, float] | None = None) -> None:
+        """Flush TensorBoard, write the final curve and ``metrics.json``."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        if not self.write_files:
+            return
+        self.write_curve()
+        payload = {"history": self.history, "final": dict(final_metrics or {})}
+        tmp = self.output_dir / f".{METRICS_NAME}.tmp"
+        tmp.write_text(json.dumps(payload) + "\n")
+        os.replace(tmp, self.output_dir / METRICS_NAME)

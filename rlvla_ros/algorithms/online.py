@@ -1,0 +1,179 @@
+"""The loop every online RL trainer shares: collect episodes, update, evaluate, checkpoint the best.
+
+Episodes come from a :class:`RolloutSource`: by default the in-process simulation (:class:`SimRollouts`), or the live
+ROS graph (:class:`rlvla_ros.training.graph_rollouts.GraphRolloutSource`) when the learner node is configured with
+``rollout_source: graph``. Every ``eval_interval`` iterations the policy is evaluated deterministically on fixed
+seeds (``0 .. eval_episodes - 1``, disjoint from the training seeds) in simulation; the mean success rate on the
+first of ``eval_splits`` is the checkpoint score, so ``best/`` is the best evaluated policy.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
+from rlvla_ros.data.episodes import EpisodeRecord
+from rlvla_ros.policies import Policy
+from rlvla_ros.sim import SPLITS, TASKS
+from rlvla_ros.training import distributed
+from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
+from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+
+TRAIN_SEED_RANGE = (1_000_000, 2**31 - 1)
+"""Training episodes draw their seeds here; evaluation uses 0.., recorded demonstrations are free to use 10_000.."""
+
+
+class RolloutSource(Protocol):
+    """Where online trainers get on-policy episodes (with per-step log-probs) from."""
+
+    def collect(self, policy: Policy, specs: Sequence[EpisodeSpec], temperature: float) -> list[EpisodeRecord]:
+        """Episodes of the current ``policy`` sampled at ``temperature``; ideally one per spec."""
+
+    def close(self) -> None:
+        """Release environments or subscriptions."""
+
+
+class SimRolloutSource:
+    """:class:`SimRollouts` as a :class:`RolloutSource`: runs exactly the requested specs."""
+
+    def __init__(self, num_envs: int, image_size: int) -> None:
+        self.rollouts = SimRollouts(num_envs, image_size)
+
+    def collect(self, policy: Policy, specs: Sequence[EpisodeSpec], temperature: float) -> list[EpisodeRecord]:
+        return self.rollouts.run(policy, specs, temperature=temperature)
+
+    def close(self) -> None:
+        self.rollouts.close()
+
+
+@dataclass
+class OnlineConfig(TrainerConfig):
+    """Rollout, optimisation and evaluation settings shared by the online trainers."""
+
+    tasks: list[str] = field(default_factory=lambda: ["lift"])
+    """Tasks to train on (drawn uniformly per episode or group)."""
+    train_split: str = "id"
+    """Split the training episodes come from."""
+    num_envs: int = 16
+    """Simulated environments stepped together (batched inference)."""
+    temperature: float = 1.0
+    """Sampling temperature of training rollouts (scales the policy's std)."""
+    learning_rate: float = 3e-4
+    """Adam learning rate."""
+    max_grad_norm: float = 1.0
+    """Gradient norm clip (<= 0: off)."""
+    update_epochs: int = 2
+    """Passes over each iteration's decisions."""
+    minibatch_size: int = 256
+    """Decisions per gradient step."""
+    eval_interval: int = 5
+    """Iterations between evaluations (and best-checkpoint candidates); also evaluated before the first and after
+    the last iteration."""
+    eval_splits: list[str] = field(default_factory=lambda: ["id"])
+    """Splits evaluated; the first one scores checkpoints."""
+    eval_episodes: int = 16
+    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
+    time_budget_s: float = 0.0
+    """Stop after this much wall-clock time (<= 0: no limit); the final evaluation runs after it."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for task in self.tasks:
+            if task not in TASKS:
+                raise ValueError(f"unknown task {task!r}; expected some of {sorted(TASKS)}")
+        if not self.tasks:
+            raise ValueError("tasks must name at least one task")
+        for split in [self.train_split, *self.eval_splits]:
+            if split not in SPLITS:
+                raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        if not self.eval_splits:
+            raise ValueError("eval_splits must name at least one split")
+        if self.num_envs < 1 or self.update_epochs < 1 or self.minibatch_size < 1 or self.eval_episodes < 1:
+            raise ValueError("num_envs, update_epochs, minibatch_size and eval_episodes must be >= 1")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+class OnlineTrainer(Trainer):
+    """Collect -> update -> (evaluate, checkpoint) for ``context.steps`` iterations; subclasses fill in the two."""
+
+    default_steps = 50
+
+    @abc.abstractmethod
+    def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
+        """Collect one iteration's episodes, update ``policy`` on them, return the iteration's metrics."""
+
+    def train_specs(self, context: JobContext, count: int, repeats: int = 1) -> list[EpisodeSpec]:
+        """``count`` fresh training episode specs, each repeated ``repeats`` times in a row (GRPO groups)."""
+        config: OnlineConfig = context.config  # type: ignore[assignment]
+        specs = []
+        for _ in range(count):
+            task = config.tasks[int(context.rng.integers(len(config.tasks)))]
+            seed = int(context.rng.integers(*TRAIN_SEED_RANGE))
+            specs += [EpisodeSpec(task, config.train_split, seed)] * repeats
+        return specs
+
+    def evaluate(self, policy: Policy, context: JobContext, rollouts: SimRollouts) -> tuple[float, dict[str, float]]:
+        """Score (mean success on the first eval split) and per task/split success metrics."""
+        config: OnlineConfig = context.config  # type: ignore[assignment]
+        results = evaluate(policy, config.tasks, config.eval_splits, range(config.eval_episodes), rollouts=rollouts)
+        metrics = {f"eval/{task}/{split}": rate for task, by_split in results.items() for split, rate in by_split.items()}
+        for split in config.eval_splits:
+            metrics[f"eval/{split}"] = mean_over_tasks(results, [split])
+        return metrics[f"eval/{config.eval_splits[0]}"], metrics
+
+    def run(self, context: JobContext) -> dict[str, float]:
+        config: OnlineConfig = context.config  # type: ignore[assignment]
+        policy = context.make_policy()
+        distributed.broadcast_parameters(policy)
+        # Ranks draw different training seeds; evaluation runs on rank 0 only.
+        context.rng = np.random.default_rng([config.seed, distributed.rank()])
+        source = context.rollout_source or SimRolloutSource(
+            config.num_envs, policy.config.image_size
+        )
+        eval_rollouts = SimRollouts(config.num_envs, policy.config.image_size) if distributed.rank() == 0 else None
+        start_s = time.monotonic()
+        metrics: dict[str, float] = {}
+        try:
+            if eval_rollouts is not None:
+                score, evaluated = self.evaluate(policy, context, eval_rollouts)
+                context.log(0, evaluated)
+                context.save_checkpoint(policy, 0, evaluated, score=score)
+            iteration = 0
+            while iteration < context.steps and not context.should_stop():
+                if config.time_budget_s > 0 and time.monotonic() - start_s >= config.time_budget_s:
+                    break
+                iteration += 1
+                metrics = distributed.all_mean(self.iterate(policy, source, context))
+                metrics["time_s"] = time.monotonic() - start_s
+                if iteration % config.eval_interval == 0 and iteration < context.steps and eval_rollouts is not None:
+                    score, evaluated = self.evaluate(policy, context, eval_rollouts)
+                    metrics.update(evaluated)
+                    context.log(iteration, metrics)
+                    context.save_checkpoint(policy, iteration, metrics, score=score)
+                else:
+                    context.log(iteration, metrics)
+            if context.should_stop():
+                # Stop promptly: keep the current weights as latest, without the final evaluation.
+                context.save_checkpoint(policy, iteration, metrics)
+            elif eval_rollouts is not None and iteration > 0:
+                score, evaluated = self.evaluate(policy, context, eval_rollouts)
+                metrics.update(evaluated)
+                context.log(iteration, evaluated)
+                context.save_checkpoint(policy, iteration, metrics, score=score)
+        finally:
+            source.close()
+            if eval_rollouts is not None:
+                eval_rollouts.close()
+        return metrics
+
+
+def episode_successes(episodes: Sequence[EpisodeRecord]) -> np.ndarray:
+    """(N,) float32 1.0 for each successful episode."""
+    return np.asarray([episode.success for episode in episodes], dtype=np.float32)

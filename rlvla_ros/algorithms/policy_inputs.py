@@ -1,0 +1,64 @@
+"""A fixed set of observations, ready for repeated differentiable passes through a policy's heads.
+
+Policies with frozen encoders expose ``features()`` / ``log_prob_from_features()`` / ``value_from_features()``
+(:class:`FrozenEncoderPolicy`): their observations are encoded once and every epoch and minibatch reuses the cached
+features, which is what makes RL updates affordable on a CPU. Other policies get the raw observations each pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlvla_ros.policies import Policy
+
+
+def supports_cached_features(policy: Policy) -> bool:
+    """Whether ``policy`` can act on precomputed frozen features."""
+    return all(hasattr(policy, name) for name in ("features", "log_prob_from_features", "value_from_features"))
+
+
+class PolicyInputs:
+    """Observations of N decisions, indexed by minibatch, in the form the policy's heads consume."""
+
+    def __init__(self, policy: Policy, obs_batch: dict[str, Any], encode_batch_size: int = 256) -> None:
+        self.policy = policy
+        self.size = len(obs_batch["instruction"])
+        self.cached = supports_cached_features(policy)
+        if self.cached:
+            with torch.no_grad():
+                self.features = torch.cat(
+                    [
+                        policy.features(_take(obs_batch, np.arange(i, min(i + encode_batch_size, self.size))))
+                        for i in range(0, self.size, encode_batch_size)
+                    ]
+                )
+        else:
+            self.obs_batch = obs_batch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def log_prob(
+        self, index: np.ndarray, actions: torch.Tensor, temperature: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Differentiable per-row ``(log_probs, entropy)`` (B, H) of ``actions`` at the indexed observations."""
+        if self.cached:
+            return self.policy.log_prob_from_features(self.features[index], actions, temperature=temperature)
+        return self.policy.log_prob(_take(self.obs_batch, index), actions, temperature=temperature)
+
+    def value(self, index: np.ndarray) -> torch.Tensor:
+        """Differentiable value estimates (B,) of the indexed observations."""
+        if self.cached:
+            return self.policy.value_from_features(self.features[index])
+        return self.policy.value(_take(self.obs_batch, index))
+
+
+def _take(obs_batch: dict[str, Any], index: np.ndarray) -> dict[str, Any]:
+    return {
+        "image": np.asarray(obs_batch["image"])[index],
+        "proprio": np.asarray(obs_batch["proprio"])[index],
+        "instruction": [obs_batch["instruction"][i] for i in index],
+    }

@@ -1,0 +1,228 @@
+"""RECAP (pi0.6*): advantage-conditioned policy extraction from offline data of successes and failures.
+
+1. Fit a value function V(s) on the offline data by regression on Monte-Carlo returns (from the success rewards);
+   it is the policy's own critic head.
+2. Label every transition with the H-step advantage ``A_t = sum_k gamma^k r_{t+k} + gamma^H V(s_{t+H}) - V(s_t)``
+   and binarise it: the top ``positive_fraction`` of the data is "positive" (+1), the rest "not positive" (-1).
+3. Train the policy by behaviour cloning on *all* the data, conditioned on that indicator. At inference the policy
+   conditions on "positive", so it imitates the better part of the data without discarding the rest.
+
+:class:`AdvantageConditionedPolicy` (``policy_type`` ``advantage_conditioned``) is a
+:class:`~rlvla_ros.policies.FrozenEncoderPolicy` whose actor also sees the indicator, as a learned embedding added
+to its input (zero-initialised, so a policy converted from a BC checkpoint starts out acting exactly like it). Its
+:meth:`~AdvantageConditionedPolicy.features` append the config's ``inference_indicator`` as the last column, so every
+``Policy`` method acts conditioned on it; training passes other indicators through :func:`condition`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
+from rlvla_ros.algorithms.bc import load_episodes
+from rlvla_ros.algorithms.value import ChunkTransitions
+from rlvla_ros.data import EpisodeRecord
+from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, register_policy
+from rlvla_ros.policies.base import ObsBatch
+from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM
+
+POSITIVE, NOT_POSITIVE = 1.0, -1.0
+"""Values of the advantage indicator."""
+
+
+@dataclass
+class AdvantageConditionedConfig(FrozenEncoderConfig):
+    """A frozen-encoder policy whose actor is conditioned on a binarised advantage indicator."""
+
+    policy_type = "advantage_conditioned"
+    inference_indicator: float = POSITIVE
+    """Indicator the policy acts on (1: positive advantage, -1: not positive)."""
+
+
+class IndicatorConditioned(nn.Module):
+    """Wraps an actor MLP: input ``[features, indicator]`` -> ``actor(features + indicator * embedding)``."""
+
+    def __init__(self, actor: nn.Module, feature_dim: int) -> None:
+        super().__init__()
+        self.head = actor
+        self.embedding = nn.Parameter(torch.zeros(feature_dim))
+
+    def forward(self, conditioned: torch.Tensor) -> torch.Tensor:
+        features, indicator = conditioned[..., :-1], conditioned[..., -1:]
+        return self.head(features + indicator * self.embedding)
+
+
+def condition(features: torch.Tensor, indicator: torch.Tensor | float) -> torch.Tensor:
+    """Append the advantage indicator (a scalar or (B,)) to plain frozen features (B, F) -> (B, F + 1)."""
+    column = torch.as_tensor(indicator, dtype=features.dtype, device=features.device).expand(len(features))
+    return torch.cat([features, column[:, None]], dim=-1)
+
+
+@register_policy
+class AdvantageConditionedPolicy(FrozenEncoderPolicy):
+    """RECAP policy; see the module docstring."""
+
+    config_class = AdvantageConditionedConfig
+    config: AdvantageConditionedConfig
+
+    def __init__(self, config: AdvantageConditionedConfig) -> None:
+        super().__init__(config)
+        self.actor = IndicatorConditioned(self.actor, FEATURE_DIM + EMBEDDING_DIM + config.proprio_dim)
+
+    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
+        """Frozen features (B, F + 1) with ``config.inference_indicator`` as the last column."""
+        return condition(self.plain_features(obs_batch), self.config.inference_indicator)
+
+    def plain_features(self, obs_batch: ObsBatch) -> torch.Tensor:
+        """Frozen features (B, F) without the indicator."""
+        return super().features(obs_batch)
+
+    def value_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """V(s) from conditioned features: the critic ignores the indicator."""
+        return super().value_from_features(features[..., :-1])
+
+    @classmethod
+    def from_policy(cls, policy: FrozenEncoderPolicy) -> AdvantageConditionedPolicy:
+        """A RECAP policy that starts with ``policy``'s heads (e.g. a BC checkpoint) and a zero embedding."""
+        converted = cls(AdvantageConditionedConfig(**dataclasses.asdict(policy.config)))
+        converted.actor.head.load_state_dict(policy.actor.state_dict())
+        converted.critic.load_state_dict(policy.critic.state_dict())
+        with torch.no_grad():
+            converted.log_std.copy_(policy.log_std)
+        return converted.train(policy.training)
+
+
+@dataclass
+class RecapConfig(TrainerConfig):
+    """Hyper-parameters of RECAP."""
+
+    policy_type: str = AdvantageConditionedConfig.policy_type
+    """Registered policy type of a fresh policy (an ``init_checkpoint`` of a frozen_encoder policy is converted)."""
+    batch_size: int = 256
+    """Transitions per update."""
+    learning_rate: float = 1e-3
+    """Adam learning rate of the policy heads and of the value function."""
+    gamma: float = 0.97
+    """Per-step discount of returns and advantages."""
+    value_steps: int = 1000
+    """Updates of the value regression before the advantages are labelled (logged before the policy's steps)."""
+    positive_fraction: float = 0.5
+    """Fraction of transitions (highest advantage first) labelled positive."""
+    log_interval: int = 50
+    """Updates between logged metrics."""
+    checkpoint_interval: int = 500
+    """Policy updates between checkpoints (one is always written at the end)."""
+    tasks: list[str] = field(default_factory=list)
+    """Only episodes of these tasks; empty: all."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.batch_size < 1 or self.value_steps < 0:
+            raise ValueError("batch_size must be >= 1 and value_steps >= 0")
+        if not 0.0 < self.positive_fraction < 1.0:
+            raise ValueError(f"positive_fraction must be in (0, 1), got {self.positive_fraction}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+
+
+def advantages(values: torch.Tensor, transitions: ChunkTransitions) -> torch.Tensor:
+    """H-step advantages (N,) from state values V(s_t) (N,) in ``transitions`` order."""
+    return transitions.chunk_rewards + transitions.bootstrap * values[transitions.next_index] - values
+
+
+def binarise(advantage: torch.Tensor, positive_fraction: float) -> torch.Tensor:
+    """Indicator (N,): POSITIVE for the top ``positive_fraction`` of advantages, NOT_POSITIVE for the rest."""
+    threshold = torch.quantile(advantage, 1.0 - positive_fraction)
+    return torch.where(advantage > threshold, POSITIVE, NOT_POSITIVE)
+
+
+class RecapTrainer(Trainer):
+    """Value fit, advantage labels, indicator-conditioned BC; see the module docstring."""
+
+    name = "recap"
+    config_class = RecapConfig
+    needs_datasets = True
+    default_steps = 2000
+
+    def run(self, context: JobContext) -> dict[str, float]:
+        config: RecapConfig = context.config  # type: ignore[assignment]
+        policy = context.make_policy()
+        if not isinstance(policy, AdvantageConditionedPolicy):
+            if not isinstance(policy, FrozenEncoderPolicy):
+                raise ValueError(f"recap trains a frozen_encoder policy, got {type(policy).__name__}")
+            policy = AdvantageConditionedPolicy.from_policy(policy)
+        episodes = load_episodes(context.datasets, config.tasks)
+        transitions = ChunkTransitions.from_episodes(episodes, policy.plain_features, policy.chunk_size, config.gamma)
+        generator = torch.Generator().manual_seed(config.seed)
+        value_metrics = fit_value(policy, transitions, config, context, generator)
+        with torch.no_grad():
+            values = policy.critic(transitions.features).squeeze(-1)
+        advantage = advantages(values, transitions)
+        indicator = binarise(advantage, config.positive_fraction)
+        metrics = {**value_metrics, **label_metrics(advantage, indicator, transitions, episodes)}
+        context.log(config.value_steps, metrics)
+        optimizer = torch.optim.Adam([policy.log_std, *policy.actor.parameters()], lr=config.learning_rate)
+        for step in range(1, context.steps + 1):
+            rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
+            log_probs, _ = policy.log_prob_from_features(
+                condition(transitions.features[rows], indicator[rows]), transitions.actions[rows]
+            )
+            mask = transitions.action_mask[rows].float()
+            loss = -(log_probs * mask).sum() / mask.sum().clamp(min=1.0)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            metrics["policy/nll"] = loss.item()
+            last = step == context.steps or context.should_stop()
+            if step % config.log_interval == 0 or last:
+                context.log(config.value_steps + step, {"policy/nll": metrics["policy/nll"]})
+            if step % config.checkpoint_interval == 0 or last:
+                context.save_checkpoint(policy, config.value_steps + step, metrics)
+            if last:
+                break
+        return metrics
+
+
+def fit_value(
+    policy: AdvantageConditionedPolicy,
+    transitions: ChunkTransitions,
+    config: RecapConfig,
+    context: JobContext,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """Regress the policy's critic head on Monte-Carlo returns (logged at steps 1..value_steps); returns the final
+    mean squared error."""
+    optimizer = torch.optim.Adam(policy.critic.parameters(), lr=config.learning_rate)
+    loss = torch.zeros(())
+    for step in range(1, config.value_steps + 1):
+        rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
+        loss = ((policy.critic(transitions.features[rows]).squeeze(-1) - transitions.mc_returns[rows]) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if step % config.log_interval == 0:
+            context.log(step, {"value/mse": loss.item()})
+    return {"value/mse": loss.item()}
+
+
+def label_metrics(
+    advantage: torch.Tensor,
+    indicator: torch.Tensor,
+    transitions: ChunkTransitions,
+    episodes: Sequence[EpisodeRecord],
+) -> dict[str, float]:
+    """How the labels split the data: positive rate on successful vs failed episodes' transitions."""
+    success = torch.as_tensor(np.array([episodes[i].success for i in transitions.episode_index.tolist()]))
+    positive = indicator == POSITIVE
+    metrics = {"labels/advantage_mean": advantage.mean().item(), "labels/positive_rate": positive.float().mean().item()}
+    if success.any():
+        metrics["labels/positive_rate_success_episodes"] = positive[success].float().mean().item()
+    if (~success).any():
+        metrics["labels/positive_rate_failed_episodes"] = positive[~success].float().mean().item()
+    return metrics

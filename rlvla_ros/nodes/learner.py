@@ -1,0 +1,246 @@
+"""learner node: runs fine-tuning jobs (bc, ppo, grpo, ... from ``rlvla_ros.algorithms.ALGORITHMS``) one at a time.
+
+Services ``~/start_finetune`` (StartFineTune), ``~/stop_finetune`` (StopFineTune), ``~/get_status``
+(GetFineTuneStatus); action ``~/fine_tune`` (FineTune: the goal is a StartFineTune request, feedback the job's
+status, cancelling stops the job); topic ``~/status`` (FineTuneStatus, every ``1 / status_rate_hz`` s and on every
+change). A request that cannot run (unknown algorithm, missing dataset, bad overrides, a job already running) is
+answered ``accepted=false`` with the reason. The job runs in a worker thread; a trainer exception ends it FAILED with
+the error as message and the node keeps serving. Each job writes into ``<output_dir>/<job_id>/``: atomic
+checkpoints (``latest`` and ``best`` links), TensorBoard scalars, ``metrics.json`` and a PNG learning curve. On each
+new best checkpoint the node asks the policy node to load it (``policy_load_service``); failing to reach it is
+logged, not fatal.
+
+Online jobs take their episodes from the in-process simulation (``rollout_source: sim``) or from the live graph
+(``rollout_source: graph``: ``observation``, ``executed_action``, ``reward`` and ``episode_event`` are joined into
+episodes, see :mod:`rlvla_ros.training.graph_rollouts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import rclpy
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from std_msgs.msg import Header
+
+from rlvla_ros.action import FineTune
+from rlvla_ros.msg import FineTuneStatus, Metric
+from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.sim import SPLITS
+from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
+from rlvla_ros.training.graph_rollouts import GraphRolloutSource
+from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
+
+ROLLOUT_SOURCES = ("sim", "graph")
+
+
+@dataclass
+class LearnerConfig:
+    """Parameters of the learner node."""
+
+    output_dir: str = field(default="learner_runs", metadata={
+        "description": "folder that gets one sub-folder per job (checkpoints, TensorBoard, curves)"})
+    default_init_checkpoint: str = field(default="", metadata={
+        "description": "policy checkpoint jobs start from unless their overrides set init_checkpoint"})
+    rollout_source: str = field(default="sim", metadata={
+        "description": "where online jobs get episodes: sim (in-process simulation) or graph (the live ROS graph)"})
+    policy_load_service: str = field(default="policy/load_checkpoint", metadata={
+        "description": "LoadCheckpoint service told about each new best checkpoint; empty: tell no one"})
+    status_rate_hz: float = field(default=1.0, metadata={"description": "rate of ~/status and action feedback"})
+    num_envs: int = field(default=8, metadata={"description": "simulated environments of online jobs (sim source)"})
+    eval_splits: list[str] = field(default_factory=lambda: ["id"], metadata={
+        "description": "splits online jobs evaluate on; the first scores checkpoints"})
+    eval_episodes: int = field(default=16, metadata={
+        "description": "evaluation episodes per task and split of online jobs (seeds 0..n-1)"})
+    graph_episode_timeout_s: float = field(default=120.0, metadata={
+        "description": "graph source: give up waiting for an episode's missing messages after this long"})
+
+    def __post_init__(self) -> None:
+        if not self.output_dir:
+            raise ValueError("output_dir must name a folder")
+        if self.rollout_source not in ROLLOUT_SOURCES:
+            raise ValueError(f"rollout_source must be one of {ROLLOUT_SOURCES}, got {self.rollout_source!r}")
+        if not self.status_rate_hz > 0:
+            raise ValueError(f"status_rate_hz must be > 0, got {self.status_rate_hz}")
+        for split in self.eval_splits:
+            if split not in SPLITS:
+                raise ValueError(f"unknown eval split {split!r}; expected some of {SPLITS}")
+        if self.num_envs < 1 or self.eval_episodes < 1 or not self.graph_episode_timeout_s > 0:
+            raise ValueError("num_envs, eval_episodes and graph_episode_timeout_s must be positive")
+
+
+def status_message(status: JobStatus, stamp: Any) -> FineTuneStatus:
+    """FineTuneStatus of a job status snapshot."""
+    return FineTuneStatus(
+        header=Header(stamp=stamp),
+        job_id=status.job_id,
+        state=int(status.state),
+        algorithm=status.algorithm,
+        step=status.step,
+        total_steps=status.total_steps,
+        metrics=[Metric(name=name, value=float(value)) for name, value in sorted(status.metrics.items())],
+        latest_checkpoint=status.latest_checkpoint,
+        best_checkpoint=status.best_checkpoint,
+        message=status.message,
+    )
+
+
+class Learner(Node):
+    """Fine-tuning job server; see the module docstring."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("learner", **kwargs)
+        self.config = declare_config(self, LearnerConfig)
+        group = ReentrantCallbackGroup()
+        defaults = {
+            "init_checkpoint": self.config.default_init_checkpoint,
+            "num_envs": self.config.num_envs,
+            "eval_splits": self.config.eval_splits,
+            "eval_episodes": self.config.eval_episodes,
+        }
+        self.runner = JobRunner(
+            Path(self.config.output_dir),
+            defaults={k: v for k, v in defaults.items() if v != ""},
+            on_change=self._publish_status,
+            on_new_best=self._announce_best,
+            rollout_source_factory=self._graph_source if self.config.rollout_source == "graph" else None,
+        )
+        self._status_pub = self.create_publisher(FineTuneStatus, "~/status", 10)
+        self.create_service(StartFineTune, "~/start_finetune", self._on_start, callback_group=group)
+        self.create_service(StopFineTune, "~/stop_finetune", self._on_stop, callback_group=group)
+        self.create_service(GetFineTuneStatus, "~/get_status", self._on_get_status, callback_group=group)
+        self._action = ActionServer(
+            self, FineTune, "~/fine_tune", execute_callback=self._execute_goal, goal_callback=self._on_goal,
+            cancel_callback=lambda _: CancelResponse.ACCEPT, callback_group=group,
+        )
+        self._load_client = (
+            self.create_client(LoadCheckpoint, self.config.policy_load_service, callback_group=group)
+            if self.config.policy_load_service else None
+        )
+        self.create_timer(1.0 / self.config.status_rate_hz, lambda: self._publish_status(self.runner.status()),
+                          callback_group=group)
+        self.get_logger().info(
+            f"learner ready: jobs in {self.config.output_dir}, rollout source {self.config.rollout_source}"
+        )
+
+    def _graph_source(self) -> GraphRolloutSource:
+        return GraphRolloutSource(self, episode_timeout_s=self.config.graph_episode_timeout_s,
+                                  load_service=self.config.policy_load_service)
+
+    def _start(self, algorithm: str, datasets: list[str], steps: int, overrides_yaml: str) -> tuple[bool, str, str]:
+        """(accepted, job_id, message) of a start request."""
+        request = JobRequest(algorithm=algorithm, datasets=list(datasets), steps=int(steps),
+                             overrides_yaml=overrides_yaml)
+        try:
+            status = self.runner.start(request)
+        except ValueError as err:
+            self.get_logger().warning(f"refused {algorithm!r} job: {err}")
+            return False, "", str(err)
+        self.get_logger().info(f"job {status.job_id}: {status.message}")
+        return True, status.job_id, status.message
+
+    def _on_start(self, request: StartFineTune.Request, response: StartFineTune.Response) -> StartFineTune.Response:
+        response.accepted, response.job_id, response.message = self._start(
+            request.algorithm, request.datasets, request.steps, request.overrides_yaml
+        )
+        return response
+
+    def _on_stop(self, request: StopFineTune.Request, response: StopFineTune.Response) -> StopFineTune.Response:
+        try:
+            job_id = self.runner.stop(request.job_id)
+        except ValueError as err:
+            response.success, response.message = False, str(err)
+            return response
+        response.success, response.message = True, f"stopping {job_id}; its last checkpoint stays"
+        return response
+
+    def _on_get_status(
+        self, request: GetFineTuneStatus.Request, response: GetFineTuneStatus.Response
+    ) -> GetFineTuneStatus.Response:
+        status = self.runner.status()
+        if request.job_id and request.job_id != status.job_id:
+            response.success = False
+            response.message = f"unknown job {request.job_id!r}; the current or last job is {status.job_id or 'none'}"
+        else:
+            response.success, response.message = True, ""
+        response.status = status_message(status, self.get_clock().now().to_msg())
+        return response
+
+    def _on_goal(self, goal: FineTune.Goal) -> GoalResponse:
+        # Goals are accepted here and validated by the job runner in execute, so a refusal carries its reason.
+        return GoalResponse.ACCEPT
+
+    def _execute_goal(self, handle) -> FineTune.Result:
+        goal = handle.request
+        result = FineTune.Result()
+        accepted, job_id, message = self._start(goal.algorithm, goal.datasets, goal.steps, goal.overrides_yaml)
+        result.job_id, result.message = job_id, message
+        if not accepted:
+            handle.abort()
+            return result
+        period_s = 1.0 / self.config.status_rate_hz
+        while not self.runner.wait(period_s):
+            if handle.is_cancel_requested:
+                try:
+                    self.runner.stop(job_id)
+                except ValueError:
+                    pass  # it ended on its own meanwhile
+            handle.publish_feedback(FineTune.Feedback(status=status_message(
+                self.runner.status(), self.get_clock().now().to_msg())))
+        status = self.runner.status()
+        result.success = status.state == JobState.SUCCEEDED
+        result.message = status.message
+        result.best_checkpoint = status.best_checkpoint
+        result.metrics = [Metric(name=k, value=float(v)) for k, v in sorted(status.metrics.items())]
+        if status.state == JobState.CANCELLED and handle.is_cancel_requested:
+            handle.canceled()
+        elif result.success:
+            handle.succeed()
+        else:
+            handle.abort()
+        return result
+
+    def _publish_status(self, status: JobStatus) -> None:
+        self._status_pub.publish(status_message(status, self.get_clock().now().to_msg()))
+
+    def _announce_best(self, path: Path) -> None:
+        if self._load_client is None:
+            return
+        if not self._load_client.service_is_ready():
+            self.get_logger().warning(
+                f"new best checkpoint {path}: {self.config.policy_load_service} is not available, not loaded"
+            )
+            return
+        future = self._load_client.call_async(LoadCheckpoint.Request(path=str(path)))
+        future.add_done_callback(lambda f: self._loaded(path, f))
+
+    def _loaded(self, path: Path, future) -> None:
+        response = future.result()
+        if response is not None and response.success:
+            self.get_logger().info(f"policy loaded {path} (version {response.policy_version})")
+        else:
+            reason = response.message if response is not None else "no response"
+            self.get_logger().warning(f"policy did not load {path}: {reason}")
+
+
+def main(args: list[str] | None = None) -> int:
+    try:
+        with rclpy.init(args=args):
+            executor = MultiThreadedExecutor()
+            executor.add_node(Learner())
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except ValueError as error:
+        rclpy.logging.get_logger("learner").fatal(str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

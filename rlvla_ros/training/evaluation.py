@@ -1,0 +1,67 @@
+"""Success rates of a policy per task and split, from simulated episodes on fixed seed lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rlvla_ros.policies import Policy
+from rlvla_ros.sim import SPLITS, TASKS
+from rlvla_ros.training.rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
+
+EvalResults = dict[str, dict[str, float]]
+"""``{task: {split: success_rate}}``."""
+
+
+def evaluation_specs(tasks: Sequence[str], splits: Sequence[str], seeds: Sequence[int]) -> list[EpisodeSpec]:
+    """Every (task, split, seed) combination; unknown tasks or splits are a ValueError."""
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
+    for split in splits:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    if not seeds:
+        raise ValueError("evaluation needs at least one seed")
+    return [EpisodeSpec(task, split, int(seed)) for task in tasks for split in splits for seed in seeds]
+
+
+def evaluate(
+    policy: Policy,
+    tasks: Sequence[str],
+    splits: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    num_envs: int = 8,
+    deterministic: bool = True,
+    temperature: float = 1.0,
+    choose_chunk: ChooseChunk | None = None,
+    rollouts: SimRollouts | None = None,
+) -> EvalResults:
+    """Run ``len(seeds)`` episodes per task and split; ``choose_chunk`` replaces the policy's own chunk choice."""
+    specs = evaluation_specs(tasks, splits, seeds)
+    own = rollouts is None
+    rollouts = rollouts or SimRollouts(num_envs, image_size=policy.config.image_size)
+    was_training = policy.training
+    policy.eval()
+    try:
+        episodes = rollouts.run(
+            policy, specs, deterministic=deterministic, temperature=temperature, choose_chunk=choose_chunk
+        )
+    finally:
+        policy.train(was_training)
+        if own:
+            rollouts.close()
+    results: EvalResults = {}
+    for task in tasks:
+        results[task] = {
+            split: success_rate([e for e in episodes if e.task == task and e.split == split]) for split in splits
+        }
+    return results
+
+
+def mean_over_tasks(results: EvalResults, splits: Sequence[str]) -> float:
+    """Success rate averaged over tasks and the given splits."""
+    rates = [results[task][split] for task in results for split in splits]
+    if not rates:
+        raise ValueError("no results for those splits")
+    return sum(rates) / len(rates)

@@ -1,0 +1,291 @@
+"""The experiment that shows online RL improves a BC policy: expert bag -> BC -> eval -> RL -> eval.
+
+1. Scripted-expert episodes (100 % success) of the chosen tasks are recorded into an MCAP bag with ``write_episode``.
+2. ``bc`` trains a fresh frozen-encoder policy from the bag (few demos on purpose, so BC is decent but imperfect).
+3. The BC policy is evaluated on every split (fixed seeds ``0 .. eval_episodes - 1``, deterministic actions).
+4. ``grpo`` (or ``ppo``) fine-tunes it online in simulation within ``rl_budget_s`` seconds of wall-clock time.
+5. The best RL checkpoint (by the periodic ID evaluation) is evaluated on the same seeds as the BC policy.
+
+Writes ``results.json`` (every number with seeds and episode counts), the BC and RL learning curves and a bar chart
+of success per split into ``output_dir``; the bag and the job folders go to ``work_dir``. ``make demo`` calls :func:`run_experiment` with a shorter budget.
+
+    python -m rlvla_ros.training.experiments --output-dir docs/results/grpo_lift --rl-budget-s 1200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
+from rlvla_ros.policies import load_policy
+from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
+from rlvla_ros.training.curves import plot_learning_curves
+from rlvla_ros.training.evaluation import EvalResults, evaluate
+from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
+
+DEMO_SEED_START = 10_000
+"""Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
+
+
+@dataclass
+class ExperimentConfig:
+    """Settings of one BC -> RL experiment."""
+
+    output_dir: str = "docs/results/grpo_lift"
+    """Where results.json and the PNG curves go (small files only)."""
+    work_dir: str = "runs/experiment"
+    """Where the demonstration bag and the BC / RL job folders (checkpoints, TensorBoard) go."""
+    tasks: list[str] = field(default_factory=lambda: ["lift"])
+    """Tasks of the demos, BC, RL and evaluation."""
+    num_demos: int = 200
+    """Expert demonstrations per task (ID split)."""
+    image_size: int = 64
+    """Camera image side for demos, policy and rollouts."""
+    chunk_size: int = 4
+    """Action chunk horizon H."""
+    bc_steps: int = 1000
+    """BC gradient steps."""
+    algorithm: str = "grpo"
+    """Online algorithm: grpo or ppo."""
+    rl_budget_s: float = 1200.0
+    """Wall-clock budget of the online RL job (its evaluations included)."""
+    rl_overrides: dict = field(default_factory=lambda: {
+        "learning_rate": 2e-4, "temperature": 1.2, "group_size": 8, "groups_per_iteration": 4,
+        "max_sampling_rounds": 2, "eval_interval": 5, "eval_episodes": 16,
+    })
+    """Config overrides of the online job (the GRPO settings used for the reported results)."""
+    eval_splits: list[str] = field(default_factory=lambda: list(SPLITS))
+    """Splits of the before/after evaluation."""
+    eval_episodes: int = 50
+    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
+    num_envs: int = 16
+    """Simulated environments stepped together."""
+    seed: int = 0
+    """Seed of BC and RL."""
+
+
+def expert_episode(env: TabletopEnv, task: str, split: str, seed: int) -> EpisodeRecord:
+    """One scripted-expert episode, recorded as the graph would see it."""
+    obs, _ = env.reset(seed=seed, options={"task": task, "split": split})
+    observations, actions, rewards, successes = [], [], [], []
+    done, terminated = False, False
+    while not done:
+        action = env.expert_action()
+        observations.append(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        actions.append(action)
+        rewards.append(reward)
+        successes.append(info["is_success"])
+        done = terminated or truncated
+    return EpisodeRecord.from_steps(
+        observations, actions, rewards, episode_id=f"expert-{task}-{split}-{seed}", successes=np.asarray(successes),
+        task=task, split=split, seed=seed, termination_reason="success" if terminated else "timeout",
+        proprio_names=PROPRIOCEPTION_NAMES,
+    )
+
+
+def record_expert_bag(
+    root: Path, tasks: Sequence[str], num_demos: int, image_size: int, seed_start: int = DEMO_SEED_START
+) -> tuple[Path, float]:
+    """Record ``num_demos`` expert episodes per task (ID split) into one MCAP bag under ``root``.
+
+    Returns the bag path and the experts' success rate."""
+    env = TabletopEnv(task=None, image_size=image_size)
+    successes = []
+    with BagWriter(root, prefix="expert") as writer:
+        stamp_ns = time.time_ns()
+        for task in tasks:
+            for i in range(num_demos):
+                episode = expert_episode(env, task, "id", seed_start + i)
+                successes.append(episode.success)
+                stamp_ns = write_episode(writer, episode, start_time_ns=stamp_ns)
+        bags = writer.bag_paths
+    env.close()
+    return bags[0], float(np.mean(successes))
+
+
+def _overrides_yaml(overrides: dict) -> str:
+    return json.dumps(overrides)  # JSON is YAML
+
+
+def run_experiment(config: ExperimentConfig) -> dict:
+    """Run the whole experiment; returns (and writes) the results dict."""
+    torch.set_num_threads(1)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(config.work_dir)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    data_dir = work / "demos"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    bag, expert_success = record_expert_bag(data_dir, config.tasks, config.num_demos, config.image_size)
+    timings["record_s"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    bc_overrides = {
+        "seed": config.seed, "tasks": config.tasks, "image_size": config.image_size, "chunk_size": config.chunk_size,
+    }
+    bc_trainer, bc_context = prepare_job(
+        JobRequest("bc", [str(bag)], config.bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
+    )
+    bc_metrics = run_job(bc_trainer, bc_context)
+    timings["bc_s"] = time.monotonic() - t0
+    bc_checkpoint = bc_context.output_dir / "best"
+
+    seeds = list(range(config.eval_episodes))
+    t0 = time.monotonic()
+    before = _evaluate(bc_checkpoint, config, seeds)
+    timings["eval_bc_s"] = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    rl_overrides = {
+        "seed": config.seed, "tasks": config.tasks, "init_checkpoint": str(bc_checkpoint.resolve()),
+        "time_budget_s": config.rl_budget_s, "num_envs": config.num_envs, **config.rl_overrides,
+    }
+    rl_trainer, rl_context = prepare_job(
+        JobRequest(config.algorithm, [], 10**6, _overrides_yaml(rl_overrides)), _fresh(work / config.algorithm)
+    )
+    rl_metrics = run_job(rl_trainer, rl_context)
+    timings["rl_s"] = time.monotonic() - t0
+    rl_checkpoint = rl_context.output_dir / "best"
+
+    t0 = time.monotonic()
+    after = _evaluate(rl_checkpoint, config, seeds)
+    timings["eval_rl_s"] = time.monotonic() - t0
+
+    iterations = rl_context.history.get("rollout/success_rate", [])
+    elapsed_s = dict(rl_context.history.get("time_s", []))
+    first_split = rl_context.config.eval_splits[0]
+    # The periodic evaluation against wall-clock time: what shorter budgets (e.g. the demo's) would have reached.
+    eval_curve = [
+        {"iteration": step, "time_s": elapsed_s.get(step, 0.0), f"success_{first_split}": value}
+        for step, value in rl_context.history.get(f"eval/{first_split}", [])
+    ]
+    results = {
+        "config": asdict(config),
+        "expert_success_rate": expert_success,
+        "demos": {"episodes_per_task": config.num_demos, "split": "id", "seeds": f"{DEMO_SEED_START}.."},
+        "evaluation": {
+            "seeds": f"0..{config.eval_episodes - 1}", "episodes_per_task_and_split": config.eval_episodes,
+            "deterministic": True,
+        },
+        "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve())},
+        "rl": {
+            "algorithm": config.algorithm,
+            "success": after,
+            "final_metrics": rl_metrics,
+            "iterations": len(iterations),
+            "training_episodes": _training_episodes(rl_context.config, len(iterations)),
+            "best_checkpoint": str(rl_checkpoint.resolve()),
+            "best_eval_step": json.loads((rl_checkpoint / "trainer_state.json").read_text())["step"],
+            "periodic_eval": {"episodes": rl_context.config.eval_episodes, "curve": eval_curve},
+        },
+        "improvement_points": {
+            task: {split: 100.0 * (after[task][split] - before[task][split]) for split in config.eval_splits}
+            for task in config.tasks
+        },
+        "timings_s": timings,
+        "cpu_threads": torch.get_num_threads(),
+    }
+    _write_json(out / "results.json", results)
+    shutil.copy(bc_context.output_dir / "learning_curve.png", out / "bc_learning_curve.png")
+    shutil.copy(rl_context.output_dir / "learning_curve.png", out / f"{config.algorithm}_learning_curve.png")
+    plot_learning_curves(
+        {k: v for k, v in rl_context.history.items() if k.startswith(("eval/", "rollout/success"))},
+        out / f"{config.algorithm}_success_curve.png",
+        title=f"{config.algorithm} from BC: success rates",
+    )
+    _plot_comparison(before, after, config, out / "success_by_split.png")
+    return results
+
+
+def _training_episodes(config, iterations: int) -> str:
+    """Description of how many episodes an RL run sampled (dynamic sampling makes GRPO's count vary)."""
+    if hasattr(config, "group_size"):
+        return (
+            f"{iterations} iterations x up to {config.max_sampling_rounds} rounds x {config.groups_per_iteration} "
+            f"groups x {config.group_size} episodes"
+        )
+    return f"{iterations} iterations x {config.episodes_per_iteration} episodes"
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def _evaluate(checkpoint: Path, config: ExperimentConfig, seeds: list[int]) -> EvalResults:
+    policy = load_policy(checkpoint)
+    return evaluate(policy, config.tasks, config.eval_splits, seeds, num_envs=config.num_envs)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def _plot_comparison(before: EvalResults, after: EvalResults, config: ExperimentConfig, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = config.eval_splits
+    x = np.arange(len(splits))
+    bc = [np.mean([before[t][s] for t in config.tasks]) * 100 for s in splits]
+    rl = [np.mean([after[t][s] for t in config.tasks]) * 100 for s in splits]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(x - 0.2, bc, 0.4, label="BC")
+    ax.bar(x + 0.2, rl, 0.4, label=f"BC + {config.algorithm}")
+    ax.set_xticks(x, splits, fontsize=8)
+    ax.set_ylabel("success %")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{', '.join(config.tasks)}: {config.eval_episodes} episodes per split (seeds 0..)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = ExperimentConfig()
+    parser.add_argument("--output-dir", default=defaults.output_dir)
+    parser.add_argument("--work-dir", default=defaults.work_dir)
+    parser.add_argument("--tasks", nargs="+", default=defaults.tasks)
+    parser.add_argument("--num-demos", type=int, default=defaults.num_demos)
+    parser.add_argument("--bc-steps", type=int, default=defaults.bc_steps)
+    parser.add_argument("--algorithm", choices=("grpo", "ppo"), default=defaults.algorithm)
+    parser.add_argument("--rl-budget-s", type=float, default=defaults.rl_budget_s)
+    parser.add_argument("--rl-overrides", default="", help="JSON/YAML mapping replacing the default RL overrides")
+    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
+    parser.add_argument("--eval-splits", nargs="+", default=defaults.eval_splits)
+    parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    args = parser.parse_args(argv)
+    from rlvla_ros.algorithms import parse_overrides_yaml
+
+    config = ExperimentConfig(
+        output_dir=args.output_dir, work_dir=args.work_dir, tasks=args.tasks, num_demos=args.num_demos, bc_steps=args.bc_steps,
+        algorithm=args.algorithm, rl_budget_s=args.rl_budget_s, rl_overrides=parse_overrides_yaml(args.rl_overrides) or defaults.rl_overrides,
+        eval_episodes=args.eval_episodes, eval_splits=args.eval_splits, num_envs=args.num_envs, seed=args.seed,
+    )
+    results = run_experiment(config)
+    print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "timings_s")}, indent=2))
+    print(json.dumps({"bc": results["bc"]["success"], "rl": results["rl"]["success"]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""In-process simulated rollouts: whole episodes in a batch of :class:`TabletopEnv` copies, one policy call per chunk.
+
+Each decision the policy (or a ``choose_chunk`` hook, e.g. test-time steering) answers the active environments'
+observations with one chunk (B, H, 5); every environment then executes the chunk's rows until it ends or the chunk
+runs out (open-loop chunk execution, as VLA policies run). Episodes come back as :class:`EpisodeRecord`s with the
+per-step log-probability of every executed row under the sampling distribution, the format the graph source
+(:mod:`rlvla_ros.training.graph_rollouts`) and recorded bags produce too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlvla_ros.data.episodes import EpisodeRecord
+from rlvla_ros.policies import Policy
+from rlvla_ros.sim import PROPRIOCEPTION_NAMES, TabletopEnv
+
+ChooseChunk = Callable[[dict[str, Any]], np.ndarray]
+"""Hook that picks the chunk to execute: observation batch -> (B, H, 5) actions (log-probs are then unknown)."""
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Which episode to run: the environment seed fixes the initial state, so equal specs start identically."""
+
+    task: str
+    """Task name (a key of ``TASKS``)."""
+    split: str
+    """Evaluation split."""
+    seed: int
+    """Environment reset seed."""
+
+
+def stack_observations(observations: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch single observations into the policy's batched form."""
+    return {
+        "image": np.stack([obs["image"] for obs in observations]),
+        "proprio": np.stack([np.asarray(obs["proprio"], dtype=np.float32) for obs in observations]),
+        "instruction": [obs["instruction"] for obs in observations],
+    }
+
+
+class _Recorder:
+    """Steps of one running episode."""
+
+    def __init__(self, spec: EpisodeSpec, observation: dict[str, Any]) -> None:
+        self.spec = spec
+        self.observations = [observation]
+        self.actions: list[np.ndarray] = []
+        self.rewards: list[float] = []
+        self.successes: list[bool] = []
+        self.log_probs: list[float] = []
+        self.done = False
+        self.reason = ""
+
+    def record(self, episode_id: str) -> EpisodeRecord:
+        return EpisodeRecord.from_steps(
+            self.observations[: len(self.actions)],
+            self.actions,
+            self.rewards,
+            episode_id=episode_id,
+            successes=np.asarray(self.successes),
+            log_probs=np.asarray(self.log_probs, dtype=np.float32),
+            task=self.spec.task,
+            split=self.spec.split,
+            seed=self.spec.seed,
+            termination_reason=self.reason,
+            proprio_names=PROPRIOCEPTION_NAMES,
+        )
+
+
+class SimRollouts:
+    """``num_envs`` environments stepped in this process with batched policy inference."""
+
+    def __init__(self, num_envs: int = 8, image_size: int = 64) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.image_size = image_size
+        self.envs = [TabletopEnv(task=None, image_size=image_size) for _ in range(num_envs)]
+        self._ids = itertools.count()
+
+    def close(self) -> None:
+        """Release the renderers."""
+        for env in self.envs:
+            env.close()
+
+    def run(
+        self,
+        policy: Policy,
+        specs: Sequence[EpisodeSpec],
+        *,
+        deterministic: bool = False,
+        temperature: float = 1.0,
+        choose_chunk: ChooseChunk | None = None,
+    ) -> list[EpisodeRecord]:
+        """Run every spec to its end (success or the task's step limit); episodes in ``specs`` order."""
+        episodes: list[EpisodeRecord] = []
+        for start in range(0, len(specs), len(self.envs)):
+            wave = specs[start : start + len(self.envs)]
+            episodes += self._run_wave(policy, wave, deterministic, temperature, choose_chunk)
+        return episodes
+
+    def _run_wave(
+        self,
+        policy: Policy,
+        specs: Sequence[EpisodeSpec],
+        deterministic: bool,
+        temperature: float,
+        choose_chunk: ChooseChunk | None,
+    ) -> list[EpisodeRecord]:
+        recorders = []
+        for env, spec in zip(self.envs, specs):
+            observation, _ = env.reset(seed=spec.seed, options={"task": spec.task, "split": spec.split})
+            recorders.append(_Recorder(spec, observation))
+        while active := [i for i, rec in enumerate(recorders) if not rec.done]:
+            batch = stack_observations([recorders[i].observations[-1] for i in active])
+            if choose_chunk is not None:
+                chunks = np.asarray(choose_chunk(batch), dtype=np.float32)
+                log_probs = np.full(chunks.shape[:2], np.nan, dtype=np.float32)
+            else:
+                with torch.no_grad():
+                    out = policy.predict(batch, deterministic=deterministic, temperature=temperature)
+                chunks, log_probs = out.actions.cpu().numpy(), out.log_probs.cpu().numpy()
+            for row, i in enumerate(active):
+                self._execute(self.envs[i], recorders[i], chunks[row], log_probs[row])
+        return [rec.record(f"sim-{rec.spec.task}-{rec.spec.seed}-{next(self._ids)}") for rec in recorders]
+
+    @staticmethod
+    def _execute(env: TabletopEnv, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray) -> None:
+        for action, log_prob in zip(chunk, log_probs):
+            observation, reward, terminated, truncated, info = env.step(action)
+            rec.actions.append(action)
+            rec.rewards.append(reward)
+            rec.successes.append(bool(info["is_success"]))
+            rec.log_probs.append(float(log_prob))
+            rec.observations.append(observation)
+            if terminated or truncated:
+                rec.done = True
+                rec.reason = "success" if terminated else "timeout"
+                return
+
+
+def success_rate(episodes: Sequence[EpisodeRecord]) -> float:
+    """Fraction of successful episodes (0 for none)."""
+    return float(np.mean([episode.success for episode in episodes])) if episodes else 0.0

@@ -1,0 +1,41 @@
+"""StartFineTune overrides: applied to the trainer's config, unknown names and wrong types refused."""
+
+import pytest
+
+from rlvla_ros.algorithms import ALGORITHMS, GrpoConfig, apply_overrides, parse_overrides_yaml
+
+
+def test_registry_has_the_online_and_bc_algorithms():
+    assert {"bc", "ppo", "grpo"} <= set(ALGORITHMS)
+    for name, trainer in ALGORITHMS.items():
+        assert trainer.name == name
+
+
+def test_overrides_set_fields_and_accept_ints_for_floats():
+    config = apply_overrides(GrpoConfig, parse_overrides_yaml("{learning_rate: 1, group_size: 4, tasks: [push]}"))
+    assert config.learning_rate == 1.0 and isinstance(config.learning_rate, float)
+    assert config.group_size == 4 and config.tasks == ["push"]
+    assert config.eps_low == 0.2 and config.eps_high == 0.28
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{group_sise: 4}", "unknown GrpoConfig overrides \\['group_sise'\\]; valid: .*group_size"),
+        ("{group_size: 2.5}", "must be an integer"),
+        ("{group_size: true}", "must be an integer"),
+        ("{tasks: lift}", "must be a list"),
+        ("{tasks: [fly]}", "unknown task 'fly'"),
+        ("{group_size: 1}", "group_size must be >= 2"),
+        ("[1, 2]", "must be a mapping"),
+        ("{a: [", "not valid YAML"),
+    ],
+)
+def test_bad_overrides_are_refused_with_a_clear_message(text, message):
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(GrpoConfig, parse_overrides_yaml(text))
+
+
+def test_empty_overrides_give_the_defaults():
+    assert parse_overrides_yaml("") == {} and parse_overrides_yaml("  \n") == {}
+    assert apply_overrides(GrpoConfig, {}) == GrpoConfig()
