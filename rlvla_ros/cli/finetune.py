@@ -123,18 +123,23 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """A tqdm bar fed with FineTuneStatus updates: steps as progress, a few metrics as its postfix."""
+    """A tqdm bar fed with FineTuneStatus updates: steps as progress, a few metrics as its postfix. It redraws only
+    when the status changes (the learner publishes about once a second)."""
 
     def __init__(self) -> None:
         self._bar = None
+        self._shown = None
 
     def __call__(self, status) -> None:
         from tqdm import tqdm
 
+        shown = (status.state, status.step, status.total_steps, tuple((m.name, m.value) for m in status.metrics))
+        if shown == self._shown:
+            return
+        self._shown = shown
         if self._bar is None:
-            self._bar = tqdm(total=status.total_steps or None, unit="step", desc=status.algorithm)
-        if status.total_steps and self._bar.total != status.total_steps:
-            self._bar.total = status.total_steps
+            self._bar = tqdm(total=status.total_steps or None, unit="step", desc=status.algorithm, mininterval=1.0)
+        self._bar.total = status.total_steps or None
         self._bar.n = status.step
         self._bar.set_postfix({metric.name: f"{metric.value:.3g}" for metric in status.metrics[:4]}, refresh=False)
         self._bar.refresh()
