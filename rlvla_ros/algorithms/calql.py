@@ -12,16 +12,17 @@ depend on the reward scale; the BC term is the negative log-likelihood per execu
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
+from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.bc import load_episodes
 from rlvla_ros.algorithms.value import (
     ChunkQConfig,
     ChunkQFunction,
     ChunkTransitions,
+    ConservativeCriticConfig,
     conservative_critic_loss,
     polyak_update,
 )
@@ -32,52 +33,24 @@ CRITIC_DIR = "critic"
 
 
 @dataclass
-class CalQlConfig(TrainerConfig):
-    """Hyper-parameters of Cal-QL + BC."""
+class CalQlConfig(ConservativeCriticConfig):
+    """Hyper-parameters of Cal-QL + BC (the critic's are shared with ``value``)."""
 
-    batch_size: int = 256
-    """Transitions per update."""
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor (mean head and log-std)."""
     critic_learning_rate: float = 3e-4
     """Adam learning rate of the critics."""
-    gamma: float = 0.97
-    """Per-step discount (a chunk of H steps bootstraps with gamma^H)."""
-    tau: float = 0.01
-    """Polyak rate of the target critics."""
-    cql_alpha: float = 0.5
-    """Weight of the conservative regulariser."""
-    num_random_chunks: int = 8
-    """Uniformly random chunks per state in the regulariser."""
-    num_policy_chunks: int = 8
-    """Actor samples per state in the regulariser."""
-    calibrated: bool = True
-    """Cal-QL: never push Q of actor samples below the state's Monte-Carlo return (False: plain CQL)."""
     bc_weight: float = 1.0
     """Weight of the BC negative log-likelihood against the normalised -Q term."""
     critic_warmup_steps: int = 500
     """Critic-only updates before the actor starts following Q (its first Q-values are meaningless)."""
-    hidden_size: int = 256
-    """Width of each critic MLP."""
-    num_layers: int = 2
-    """Hidden layers of each critic MLP."""
-    num_critics: int = 2
-    """Critic ensemble size."""
-    log_interval: int = 50
-    """Updates between logged metrics."""
-    checkpoint_interval: int = 500
-    """Updates between checkpoints (one is always written at the end)."""
-    tasks: list[str] = field(default_factory=list)
-    """Only episodes of these tasks; empty: all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size < 1 or self.num_random_chunks < 1 or self.num_policy_chunks < 1:
-            raise ValueError("batch_size, num_random_chunks and num_policy_chunks must be >= 1")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ValueError(f"need gamma in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
-        if self.cql_alpha < 0 or self.bc_weight < 0 or self.critic_warmup_steps < 0:
-            raise ValueError("cql_alpha, bc_weight and critic_warmup_steps must be >= 0")
+        if self.num_policy_chunks < 1:
+            raise ValueError(f"num_policy_chunks must be >= 1, got {self.num_policy_chunks}")
+        if self.bc_weight < 0 or self.critic_warmup_steps < 0:
+            raise ValueError("bc_weight and critic_warmup_steps must be >= 0")
 
 
 def sample_chunks(policy: FrozenEncoderPolicy, features: torch.Tensor, num_samples: int) -> torch.Tensor:

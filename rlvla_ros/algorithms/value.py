@@ -348,13 +348,11 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 @dataclass
-class ValueConfig(TrainerConfig):
-    """Hyper-parameters of the steering Q-function (``value``)."""
+class ConservativeCriticConfig(TrainerConfig):
+    """Hyper-parameters of a conservative chunk critic ensemble (shared by ``value`` and ``calql``)."""
 
     batch_size: int = 256
-    """Transitions per critic update."""
-    learning_rate: float = 3e-4
-    """Adam learning rate of the critics."""
+    """Transitions per update."""
     gamma: float = 0.97
     """Per-step discount (a chunk of H steps bootstraps with gamma^H)."""
     tau: float = 0.01
@@ -364,11 +362,9 @@ class ValueConfig(TrainerConfig):
     num_random_chunks: int = 8
     """Uniformly random chunks per state in the regulariser."""
     num_policy_chunks: int = 8
-    """Chunks per state sampled from the steered policy (``init_checkpoint``) for the regulariser; 0 without one."""
+    """Chunks per state sampled from the policy for the regulariser (``value``: 0 without ``init_checkpoint``)."""
     calibrated: bool = True
-    """Cal-QL: never push Q of policy samples below the state's Monte-Carlo return."""
-    sample_temperature: float = 1.0
-    """Temperature of the policy samples (use the one steering will sample candidates at)."""
+    """Cal-QL: never push Q of policy samples below the state's Monte-Carlo return (False: plain CQL)."""
     hidden_size: int = 256
     """Width of each critic MLP."""
     num_layers: int = 2
@@ -378,7 +374,7 @@ class ValueConfig(TrainerConfig):
     log_interval: int = 50
     """Updates between logged metrics."""
     checkpoint_interval: int = 500
-    """Updates between saves of the latest model."""
+    """Updates between checkpoints (one is always written at the end)."""
     tasks: list[str] = field(default_factory=list)
     """Only episodes of these tasks; empty: all."""
 
@@ -388,8 +384,23 @@ class ValueConfig(TrainerConfig):
             raise ValueError("batch_size and num_random_chunks must be >= 1 and num_policy_chunks >= 0")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
             raise ValueError(f"need gamma in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
-        if self.cql_alpha < 0 or self.sample_temperature <= 0:
-            raise ValueError("cql_alpha must be >= 0 and sample_temperature > 0")
+        if self.cql_alpha < 0:
+            raise ValueError(f"cql_alpha must be >= 0, got {self.cql_alpha}")
+
+
+@dataclass
+class ValueConfig(ConservativeCriticConfig):
+    """Hyper-parameters of the steering Q-function (``value``)."""
+
+    learning_rate: float = 3e-4
+    """Adam learning rate of the critics."""
+    sample_temperature: float = 1.0
+    """Temperature of the policy samples (use the one steering will sample candidates at)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.sample_temperature <= 0:
+            raise ValueError(f"sample_temperature must be > 0, got {self.sample_temperature}")
 
 
 def policy_samples(

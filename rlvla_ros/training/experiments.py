@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -74,13 +74,15 @@ class ExperimentConfig:
     """Seed of BC and RL."""
 
 
-def expert_episode(env: TabletopEnv, task: str, split: str, seed: int) -> EpisodeRecord:
-    """One scripted-expert episode, recorded as the graph would see it."""
+def scripted_episode(
+    env: TabletopEnv, task: str, split: str, seed: int, act: Callable[[TabletopEnv, int], np.ndarray], episode_id: str
+) -> EpisodeRecord:
+    """One episode driven by ``act(env, step)`` (e.g. the scripted expert), recorded as the graph would see it."""
     obs, _ = env.reset(seed=seed, options={"task": task, "split": split})
     observations, actions, rewards, successes = [], [], [], []
     done, terminated = False, False
     while not done:
-        action = env.expert_action()
+        action = act(env, len(actions))
         observations.append(obs)
         obs, reward, terminated, truncated, info = env.step(action)
         actions.append(action)
@@ -88,10 +90,16 @@ def expert_episode(env: TabletopEnv, task: str, split: str, seed: int) -> Episod
         successes.append(info["is_success"])
         done = terminated or truncated
     return EpisodeRecord.from_steps(
-        observations, actions, rewards, episode_id=f"expert-{task}-{split}-{seed}", successes=np.asarray(successes),
+        observations, actions, rewards, episode_id=episode_id, successes=np.asarray(successes),
         task=task, split=split, seed=seed, termination_reason="success" if terminated else "timeout",
         proprio_names=PROPRIOCEPTION_NAMES,
     )
+
+
+def expert_episode(env: TabletopEnv, task: str, split: str, seed: int) -> EpisodeRecord:
+    """One scripted-expert episode."""
+    return scripted_episode(env, task, split, seed, lambda env, step: env.expert_action(),
+                            f"expert-{task}-{split}-{seed}")
 
 
 def record_expert_bag(

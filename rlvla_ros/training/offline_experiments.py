@@ -41,10 +41,10 @@ from rlvla_ros.algorithms.recap import RecapTrainer
 from rlvla_ros.algorithms.value import ChunkQFunction, ValueTrainer, evaluate_with_steering
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, TabletopEnv
+from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.training.curves import plot_learning_curves
 from rlvla_ros.training.evaluation import evaluate
-from rlvla_ros.training.experiments import expert_episode
+from rlvla_ros.training.experiments import expert_episode, scripted_episode
 from rlvla_ros.training.jobs import run_job
 
 SETUP_SEED_START = 30_000
@@ -92,33 +92,24 @@ def perturbed_expert_episode(
     """One episode of the expert making the operator mistake ``failure`` (see the module docstring)."""
     if failure not in FAILURES:
         raise ValueError(f"unknown failure {failure!r}; expected one of {FAILURES}")
-    obs, _ = env.reset(seed=seed, options={"task": task, "split": "id"})
     stall_step = int(rng.integers(3, 10))
     drop_after_close_steps = int(rng.integers(4, 8))
-    observations, actions, rewards, successes = [], [], [], []
-    closed_steps, dropped, done, terminated = 0, False, False, False
-    while not done:
+    closed_steps = 0
+
+    def act(env: TabletopEnv, step: int) -> np.ndarray:
+        nonlocal closed_steps
         action = env.expert_action()
         if failure == "no_grasp":
             action[4] = -1.0
         elif failure == "drop":
             closed_steps += int(action[4] > 0)
-            dropped = dropped or closed_steps > drop_after_close_steps
-            if dropped:
+            if closed_steps > drop_after_close_steps:
                 action = np.array([0.0, 0.0, 0.0, 0.0, -1.0], np.float32)
-        elif len(actions) >= stall_step:
+        elif step >= stall_step:
             action[:4] = 0.0
-        observations.append(obs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        actions.append(action)
-        rewards.append(reward)
-        successes.append(info["is_success"])
-        done = terminated or truncated
-    return EpisodeRecord.from_steps(
-        observations, actions, rewards, episode_id=f"{failure}-{task}-{seed}", successes=np.asarray(successes),
-        task=task, split="id", seed=seed, termination_reason="success" if terminated else "timeout",
-        proprio_names=PROPRIOCEPTION_NAMES,
-    )
+        return action
+
+    return scripted_episode(env, task, "id", seed, act, f"{failure}-{task}-{seed}")
 
 
 def record_mixed_bags(config: OfflineExperimentConfig, root: Path) -> dict:
