@@ -87,9 +87,6 @@ class SafetyFilter(Node):
         self._teleop = Watchdog(self.config.teleop_timeout_s)
         self._joint_states = Watchdog(self.config.joint_state_timeout_s)
         self._measured_q: np.ndarray | None = None
-        self._measured_stamp_ns = 0
-        # A chunk stamped after the newest joint state waits for the joint state of its own time (see _execute).
-        self._waiting_chunk: ActionChunk | None = None
         self._setpoint_q: np.ndarray | None = None
         self._estopped = False
 
@@ -113,12 +110,7 @@ class SafetyFilter(Node):
         if len(msg.position) != len(msg.name) or not all(name in index for name in self.robot.arm_joint_names):
             return
         self._measured_q = np.array([msg.position[index[name]] for name in self.robot.arm_joint_names])
-        self._measured_stamp_ns = _stamp_ns(msg.header.stamp)
         self._joint_states.feed()
-        waiting = self._waiting_chunk
-        if waiting is not None and _stamp_ns(waiting.header.stamp) <= self._measured_stamp_ns:
-            self._waiting_chunk = None
-            self._execute(waiting)
 
     def _on_policy_chunk(self, msg: ActionChunk) -> None:
         if not self._teleop.stale():
@@ -132,12 +124,6 @@ class SafetyFilter(Node):
         self._execute(msg)
 
     def _execute(self, msg: ActionChunk) -> None:
-        # The velocity bound and the reference pose come from the measured joints: use those of the chunk's own time.
-        # Its joint state may still be on the way (another topic), e.g. in a lock-step simulator that publishes both
-        # at once; an unstamped chunk (stamp 0) uses the newest.
-        if _stamp_ns(msg.header.stamp) > self._measured_stamp_ns and not self._joint_states.stale():
-            self._waiting_chunk = msg
-            return
         if self._estopped:
             self._reject(msg, "e-stop engaged")
             return
@@ -232,7 +218,3 @@ class SafetyFilter(Node):
 
 def main(args: list[str] | None = None) -> int:
     return run_node(SafetyFilter, args)
-
-
-def _stamp_ns(stamp) -> int:
-    return stamp.sec * 1_000_000_000 + stamp.nanosec
