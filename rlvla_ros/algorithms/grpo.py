@@ -106,16 +106,18 @@ class GrpoTrainer(OnlineTrainer):
             self.optimizer = torch.optim.Adam(
                 [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate
             )
-        metrics = self.update(policy, kept, np.asarray(advantages, np.float32), config)
+        metrics = self.update(policy, kept, np.asarray(advantages, np.float32), config, context.rng)
         metrics["rollout/success_rate"] = float(np.concatenate(successes).mean())
         metrics["rollout/informative_groups"] = float(informative)
         metrics["rollout/informative_fraction"] = informative / max(sampled, 1)
         return metrics
 
     def update(
-        self, policy: Policy, episodes: Sequence[EpisodeRecord], advantages: np.ndarray, config: GrpoConfig
+        self, policy: Policy, episodes: Sequence[EpisodeRecord], advantages: np.ndarray, config: GrpoConfig,
+        rng: np.random.Generator,
     ) -> dict[str, float]:
-        """Clip-higher surrogate epochs; ``advantages[i]`` belongs to ``episodes[i]`` and all its decisions."""
+        """Clip-higher surrogate epochs; ``advantages[i]`` belongs to ``episodes[i]`` and all its decisions; minibatches
+        drawn with ``rng``."""
         assert self.optimizer is not None
         if episodes:
             segments = chunk_segments(episodes, policy.chunk_size)
@@ -127,7 +129,6 @@ class GrpoTrainer(OnlineTrainer):
             size = len(inputs)
         else:
             size = 0
-        rng = np.random.default_rng()
         stats: dict[str, list[float]] = {}
         trainable = [p for p in policy.parameters() if p.requires_grad]
         for _ in range(config.update_epochs):

@@ -93,13 +93,15 @@ class PpoTrainer(OnlineTrainer):
             self.optimizer = torch.optim.Adam(
                 [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, eps=1e-5
             )
-        metrics = self.update(policy, episodes, config)
+        metrics = self.update(policy, episodes, config, context.rng)
         metrics["rollout/success_rate"] = float(episode_successes(episodes).mean())
         metrics["rollout/episode_length"] = float(np.mean([len(e) for e in episodes]))
         return metrics
 
-    def update(self, policy: Policy, episodes: Sequence[EpisodeRecord], config: PpoConfig) -> dict[str, float]:
-        """PPO epochs over the decisions of ``episodes``."""
+    def update(
+        self, policy: Policy, episodes: Sequence[EpisodeRecord], config: PpoConfig, rng: np.random.Generator
+    ) -> dict[str, float]:
+        """PPO epochs over the decisions of ``episodes``, minibatches drawn with ``rng``."""
         assert self.optimizer is not None
         segments = chunk_segments(episodes, policy.chunk_size)
         inputs = PolicyInputs(policy, segment_observations(episodes, segments))
@@ -110,7 +112,6 @@ class PpoTrainer(OnlineTrainer):
         mask = torch.as_tensor(segments.mask)
         old_log_probs = torch.as_tensor(segments.old_log_probs)
         adv_t, ret_t = torch.as_tensor(advantages), torch.as_tensor(returns)
-        rng = np.random.default_rng()
         stats: dict[str, list[float]] = {}
         for _ in range(config.update_epochs):
             for index in distributed.minibatch_indices(len(inputs), config.minibatch_size, rng):

@@ -47,6 +47,7 @@ from rlvla_ros.ros.observation_assembly import (
 )
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 
@@ -115,10 +116,6 @@ class PerceptionConfig:
                              f"max_sync_offset_s ({self.max_sync_offset_s})")
         if not self.stats_period_s > 0:
             raise ValueError(f"stats_period_s must be > 0, got {self.stats_period_s}")
-
-
-def _stamp_ns(message: Any) -> int:
-    return Time.from_msg(message.header.stamp).nanoseconds
 
 
 class Perception(Node):
@@ -191,7 +188,7 @@ class Perception(Node):
         except ValueError as error:
             self._stats.refuse("bad_joint_state", str(error))
             return
-        self._joints.add(_stamp_ns(msg), proprio)
+        self._joints.add(stamp_ns(msg), proprio)
         if self._pending is not None:
             self._try_pending()
 
@@ -208,7 +205,7 @@ class Perception(Node):
                 self._stats.count("between_episodes")
             self._held = list(self._latest)
             return
-        if not self._gate.ready(max(_stamp_ns(m) for m in self._latest) * 1e-9):
+        if not self._gate.ready(max(stamp_ns(m) for m in self._latest) * 1e-9):
             self._stats.count("rate_limited")
             return
         self._pending = list(self._latest)
@@ -217,7 +214,7 @@ class Perception(Node):
     def _try_pending(self) -> None:
         """Publish the pending image set if joint states pair with it, refuse it if none ever can, else wait."""
         images = self._pending
-        image_stamps_ns = [_stamp_ns(m) for m in images]
+        image_stamps_ns = [stamp_ns(m) for m in images]
         match = self._joints.match(image_stamps_ns)
         if match is None or not match.in_sync(self.config.max_sync_offset_s):
             if match is not None and match.settled:
@@ -246,7 +243,7 @@ class Perception(Node):
 
     def _refuse_pending(self) -> None:
         images, self._pending = self._pending, None
-        match = self._joints.match([_stamp_ns(m) for m in images])
+        match = self._joints.match([stamp_ns(m) for m in images])
         if match is None:
             self._stats.refuse("out_of_sync", "no joint_states received")
             return

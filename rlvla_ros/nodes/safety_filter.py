@@ -5,12 +5,16 @@ fresh) and ``joint_states``. Each accepted chunk runs its first ``execute_steps`
 :class:`ActionSafetyFilter` and publishes ``arm_controller/joint_trajectory`` (one point per row, one control period
 apart), ``gripper_controller/commands`` (the first row's opening; the forward command controller takes one value) and
 ``executed_action`` (the rows as executed, source kept). Rejections are logged with their reason, never published.
+A chunk acts on the joint state of its own time: one stamped after the newest joint state (its sensor set's joint state
+is still on the way, as with a lock-step simulator that publishes both at once) waits for it, at most
+``joint_state_timeout_s``; unstamped chunks use the newest joint state.
 ``~/estop`` (std_srvs/SetBool) commands a stop and refuses every action until released; when valid actions stop
 coming for ``watchdog_timeout_s`` the node commands one stop (hold the current joints, zero velocity).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +30,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.safety import (
     ACTION_DIM,
     ACTION_SPACE,
@@ -87,6 +92,9 @@ class SafetyFilter(Node):
         self._teleop = Watchdog(self.config.teleop_timeout_s)
         self._joint_states = Watchdog(self.config.joint_state_timeout_s)
         self._measured_q: np.ndarray | None = None
+        self._measured_stamp_ns = 0
+        self._waiting: tuple[ActionChunk, float] | None = None
+        """A chunk waiting for the joint state of its stamp, and the monotonic time at which it stops waiting."""
         self._setpoint_q: np.ndarray | None = None
         self._estopped = False
 
@@ -110,17 +118,30 @@ class SafetyFilter(Node):
         if len(msg.position) != len(msg.name) or not all(name in index for name in self.robot.arm_joint_names):
             return
         self._measured_q = np.array([msg.position[index[name]] for name in self.robot.arm_joint_names])
+        self._measured_stamp_ns = stamp_ns(msg)
         self._joint_states.feed()
+        if self._waiting is not None and stamp_ns(self._waiting[0]) <= self._measured_stamp_ns:
+            chunk, _ = self._waiting
+            self._waiting = None
+            self._execute(chunk)
 
     def _on_policy_chunk(self, msg: ActionChunk) -> None:
         if not self._teleop.stale():
             self.get_logger().debug("policy chunk ignored: teleop is in control", throttle_duration_sec=1.0)
             return
-        self._execute(msg)
+        self._execute_at_its_joint_state(msg)
 
     def _on_teleop_chunk(self, msg: ActionChunk) -> None:
         # Fed before any check: while a human is intervening the policy stays overridden even if this chunk is refused.
         self._teleop.feed()
+        self._execute_at_its_joint_state(msg)
+
+    def _execute_at_its_joint_state(self, msg: ActionChunk) -> None:
+        """Execute now, or once the joint state of the chunk's stamp arrives (a newer chunk replaces a waiting one)."""
+        if stamp_ns(msg) > self._measured_stamp_ns:
+            self._waiting = (msg, time.monotonic() + self.config.joint_state_timeout_s)
+            return
+        self._waiting = None
         self._execute(msg)
 
     def _execute(self, msg: ActionChunk) -> None:
@@ -194,6 +215,15 @@ class SafetyFilter(Node):
         return f"holding {hold.round(4).tolist()}"
 
     def _on_watchdog_timer(self) -> None:
+        if self._waiting is not None and time.monotonic() >= self._waiting[1]:
+            chunk, _ = self._waiting
+            self._waiting = None
+            self.get_logger().warning(
+                f"no joint_states stamped at or after {stamp_ns(chunk) * 1e-9:.3f} s (the {chunk.source} chunk's stamp) "
+                f"within {self.config.joint_state_timeout_s} s: using the newest, stamped "
+                f"{self._measured_stamp_ns * 1e-9:.3f} s (do the driver and the policy stamp on one clock?)",
+                throttle_duration_sec=5.0)
+            self._execute(chunk)
         if self._commands.poll_stop():
             outcome = self._command_stop()
             self.get_logger().warning(f"no valid action for {self._commands.timeout_s} s: stop ({outcome})")

@@ -7,33 +7,22 @@ executor and the recorder's subscriptions and writer thread. The count of images
 from __future__ import annotations
 
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import rclpy
-from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
 from rlvla_ros.data.bag_reader import open_bag
 from rlvla_ros.nodes.recorder import Recorder
+from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.srv import StopRecording
 
 IMAGE_TOPIC = "/rlvla_bench/camera/image_raw"
 JOINTS_TOPIC = "/rlvla_bench/joint_states"
-
-
-def _wait(predicate, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def benchmark_recorder(
@@ -48,46 +37,35 @@ def benchmark_recorder(
     """
     if rate_hz <= 0 or seconds <= 0 or size <= 0 or joints_rate_hz <= 0:
         raise ValueError("rate_hz, seconds, size and joints_rate_hz must be > 0")
-    context = Context()
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(num_threads=2, context=context)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    with tempfile.TemporaryDirectory(prefix="rlvla_record_bench_") as tmp:
-        try:
-            recorder = Recorder(context=context, parameter_overrides=[
-                Parameter("output_dir", value=tmp),
-                Parameter("topics", value=[IMAGE_TOPIC, JOINTS_TOPIC]),
-                Parameter("autostart", value=True),
-                Parameter("discovery_period_s", value=0.1),
-            ])
-            publisher_node = rclpy.create_node("record_bench_publisher", context=context)
-            executor.add_node(recorder)
-            executor.add_node(publisher_node)
-            spinner.start()
-            qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else
-                             ReliabilityPolicy.BEST_EFFORT)
-            image_pub = publisher_node.create_publisher(Image, IMAGE_TOPIC, qos)
-            joints_pub = publisher_node.create_publisher(JointState, JOINTS_TOPIC, qos)
-            if not _wait(lambda: image_pub.get_subscription_count() and joints_pub.get_subscription_count(), 10.0):
-                raise RuntimeError("the recorder did not subscribe within 10 s")
-            time.sleep(0.5)  # let the subscriptions' matching settle before timing starts
-            published_images, published_joints = _publish(image_pub, joints_pub, publisher_node, rate_hz,
-                                                          joints_rate_hz, seconds, size)
-            client = publisher_node.create_client(StopRecording, "/recorder/stop_recording")
-            if not client.wait_for_service(timeout_sec=10.0):
-                raise RuntimeError("no ~/stop_recording service")
-            time.sleep(0.5)  # the last messages are in flight
-            future = client.call_async(StopRecording.Request())
-            if not _wait(future.done, 60.0) or not future.result().success:
-                raise RuntimeError("stop_recording failed")
-            result = future.result()
-            counts = _count_messages(result.bag_paths)
-            bag_bytes = sum(f.stat().st_size for p in result.bag_paths for f in Path(p).iterdir())
-        finally:
-            executor.shutdown(timeout_sec=5.0)
-            if spinner.is_alive():
-                spinner.join(timeout=5.0)
-            rclpy.shutdown(context=context)
+    with tempfile.TemporaryDirectory(prefix="rlvla_record_bench_") as tmp, in_process_graph() as (context, executor):
+        recorder = Recorder(context=context, parameter_overrides=[
+            Parameter("output_dir", value=tmp),
+            Parameter("topics", value=[IMAGE_TOPIC, JOINTS_TOPIC]),
+            Parameter("autostart", value=True),
+            Parameter("discovery_period_s", value=0.1),
+        ])
+        publisher_node = rclpy.create_node("record_bench_publisher", context=context)
+        executor.add_node(recorder)
+        executor.add_node(publisher_node)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE if reliable else
+                         ReliabilityPolicy.BEST_EFFORT)
+        image_pub = publisher_node.create_publisher(Image, IMAGE_TOPIC, qos)
+        joints_pub = publisher_node.create_publisher(JointState, JOINTS_TOPIC, qos)
+        if not wait_until(lambda: image_pub.get_subscription_count() and joints_pub.get_subscription_count(), 10.0):
+            raise RuntimeError("the recorder did not subscribe within 10 s")
+        time.sleep(0.5)  # let the subscriptions' matching settle before timing starts
+        published_images, published_joints = _publish(image_pub, joints_pub, publisher_node, rate_hz,
+                                                      joints_rate_hz, seconds, size)
+        client = publisher_node.create_client(StopRecording, "/recorder/stop_recording")
+        if not client.wait_for_service(timeout_sec=10.0):
+            raise RuntimeError("no ~/stop_recording service")
+        time.sleep(0.5)  # the last messages are in flight
+        future = client.call_async(StopRecording.Request())
+        if not wait_until(future.done, 60.0) or not future.result().success:
+            raise RuntimeError("stop_recording failed")
+        result = future.result()
+        counts = _count_messages(result.bag_paths)
+        bag_bytes = sum(f.stat().st_size for p in result.bag_paths for f in Path(p).iterdir())
     images_written = counts.get(IMAGE_TOPIC, 0)
     return {
         "rate_hz": rate_hz,

@@ -1,0 +1,42 @@
+"""An rclpy graph inside the calling process, for benchmarks: its own context, an executor spinning in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import MultiThreadedExecutor
+
+
+@contextmanager
+def in_process_graph(num_threads: int = 2) -> Iterator[tuple[Context, MultiThreadedExecutor]]:
+    """Yield a fresh context and its multi-threaded executor, which spins once the first node is added.
+
+    On exit the executor is shut down and its thread joined before the context: shutting rclpy down under a spinning
+    executor aborts the process with the PyPI wheels.
+    """
+    context = Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    try:
+        spinner.start()
+        yield context, executor
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        spinner.join(timeout=5.0)
+        rclpy.shutdown(context=context)
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float) -> bool:
+    """Poll `predicate` every 10 ms until it is true or `timeout_s` passes; returns whether it became true."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
