@@ -5,6 +5,7 @@ import time
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
@@ -232,6 +233,37 @@ def test_chunks_are_refused_once_joint_states_go_stale(rig):
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
     time.sleep(QUIET_S)
     assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 1
+
+
+def stamped(msg, seconds: float):
+    msg.header.stamp = Time(seconds=seconds).to_msg()
+    return msg
+
+
+def test_a_chunk_acts_on_the_joint_state_of_its_own_stamp_when_that_arrives_after_it(rig):
+    r = rig(watchdog_timeout_s=5.0)
+    r.joint_state_timer.cancel()  # from here on the test is the driver: one stamped joint state per step
+    row = [0.5, 0.0, 0.0, 0.0, 0.0]
+    r.joint_states.publish(stamped(JointState(name=list(JOINT_NAMES), position=list(HOME_ARM_Q) + [0.04] * 2), 1.0))
+    # A chunk computed from the sensor set of t = 2 s overtakes that set's joint state (another topic).
+    r.policy.publish(stamped(chunk(row, step=1), 2.0))
+    time.sleep(QUIET_S)
+    assert r.executed == []
+    moved_q = HOME_ARM_Q + np.array([0.1, -0.05, 0.05, 0.0, 0.0])
+    r.joint_states.publish(stamped(JointState(name=list(JOINT_NAMES), position=list(moved_q) + [0.04] * 2), 2.0))
+    assert r.wait_for_trajectories(1)
+    expected = r.node.filter.filter(np.array(row), moved_q).command.joint_positions_rad
+    np.testing.assert_allclose(r.trajectories[0][1].points[0].positions, expected, atol=1e-9)
+
+
+def test_a_chunk_whose_joint_state_never_comes_runs_on_the_newest_after_the_timeout(rig):
+    timeout_s = 1.0
+    r = rig(watchdog_timeout_s=5.0, joint_state_timeout_s=timeout_s)  # unstamped joint states at 20 Hz
+    published = time.monotonic()
+    r.policy.publish(stamped(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1), 50.0))  # on another clock
+    assert r.wait_for_trajectories(1, timeout_s=timeout_s + 5.0)
+    assert r.trajectories[0][0] - published >= timeout_s
+    assert [m.step for m in r.executed] == [1]
 
 
 def test_finger_joints_alone_do_not_count_as_a_joint_state(ros_graph, wait_for):
