@@ -81,6 +81,9 @@ class OnlineConfig(TrainerConfig):
     """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
     time_budget_s: float = 0.0
     """Stop after this much wall-clock time (<= 0: no limit); the final evaluation runs after it."""
+    freeze_encoder: bool = False
+    """Freeze the start policy's trainable image encoder (``FilmKeypointsPolicy.freeze_encoder``), so updates train
+    the heads on cached features (FLaRe style); policies without one are unaffected."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,6 +134,8 @@ class OnlineTrainer(Trainer):
     def run(self, context: JobContext) -> dict[str, float]:
         config: OnlineConfig = context.config  # type: ignore[assignment]
         policy = context.make_policy()
+        if config.freeze_encoder and hasattr(policy, "freeze_encoder"):
+            policy.freeze_encoder()
         distributed.broadcast_parameters(policy)
         # Ranks draw different training seeds; evaluation runs on rank 0 only.
         context.rng = np.random.default_rng([config.seed, distributed.rank()])

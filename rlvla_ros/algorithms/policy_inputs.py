@@ -1,8 +1,9 @@
 """A fixed set of observations, ready for repeated differentiable passes through a policy's heads.
 
-Policies with frozen encoders expose ``features()`` / ``log_prob_from_features()`` / ``value_from_features()``
-(:class:`FrozenEncoderPolicy`): their observations are encoded once and every epoch and minibatch reuses the cached
-features, which is what makes RL updates affordable on a CPU. Other policies get the raw observations each pass.
+Policies with frozen encoders expose ``features()`` / ``log_prob_from_features()`` / ``value_from_features()`` and a
+true ``frozen_features`` (:class:`FrozenEncoderPolicy`, or :class:`FilmKeypointsPolicy` with a frozen encoder): their
+observations are encoded once and every epoch and minibatch reuses the cached features, which is what makes RL
+updates affordable on a CPU. Other policies get the raw observations each pass.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from rlvla_ros.policies import Policy
 
 def supports_cached_features(policy: Policy) -> bool:
     """Whether ``policy`` can act on precomputed frozen features."""
-    return all(hasattr(policy, name) for name in ("features", "log_prob_from_features", "value_from_features"))
+    methods = ("features", "log_prob_from_features", "value_from_features")
+    return all(hasattr(policy, name) for name in methods) and getattr(policy, "frozen_features", True)
 
 
 class PolicyInputs:

@@ -1,7 +1,8 @@
 """VLA policies behind one API (:class:`Policy`), Hugging Face style checkpoints, and :func:`load_policy`.
 
 Importing this package registers every built-in policy type: ``token_vla`` (:class:`TokenVla`),
-``frozen_encoder`` (:class:`FrozenEncoderPolicy`) and ``llava_adapter`` (:class:`LlavaActionAdapter`).
+``frozen_encoder`` (:class:`FrozenEncoderPolicy`), ``film_keypoints`` (:class:`FilmKeypointsPolicy`) and
+``llava_adapter`` (:class:`LlavaActionAdapter`).
 """
 
 from rlvla_ros.policies.adapter import LlavaActionAdapter, LlavaAdapterConfig
@@ -14,11 +15,14 @@ from rlvla_ros.policies.base import (
     register_policy,
     registered_policies,
 )
+from rlvla_ros.policies.film_keypoints import FilmKeypointsConfig, FilmKeypointsPolicy
 from rlvla_ros.policies.frozen_encoder import FrozenEncoderConfig, FrozenEncoderPolicy
 from rlvla_ros.policies.token_vla import TokenVla, TokenVlaConfig
 
 __all__ = [
     "ACTION_DIM",
+    "FilmKeypointsConfig",
+    "FilmKeypointsPolicy",
     "FrozenEncoderConfig",
     "FrozenEncoderPolicy",
     "LlavaActionAdapter",

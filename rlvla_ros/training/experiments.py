@@ -1,7 +1,8 @@
 """The experiment that shows online RL improves a BC policy: expert bag -> BC -> eval -> RL -> eval.
 
 1. Scripted-expert episodes (100 % success) of the chosen tasks are recorded into an MCAP bag with ``write_episode``.
-2. ``bc`` trains a fresh frozen-encoder policy from the bag (few demos on purpose, so BC is decent but imperfect).
+2. ``bc`` trains a fresh policy (``film_keypoints`` by default) from the bag; the demo count and BC steps are kept
+   small on purpose, so BC is decent but imperfect.
 3. The BC policy is evaluated on every split (fixed seeds ``0 .. eval_episodes - 1``, deterministic actions).
 4. ``grpo`` (or ``ppo``) fine-tunes it online in simulation within ``rl_budget_s`` seconds of wall-clock time.
 5. The best RL checkpoint (by the periodic ID evaluation) is evaluated on the same seeds as the BC policy.
@@ -53,15 +54,19 @@ class ExperimentConfig:
     """Camera image side for demos, policy and rollouts."""
     chunk_size: int = 4
     """Action chunk horizon H."""
+    policy_type: str = "film_keypoints"
+    """Registered policy type BC trains from scratch."""
     bc_steps: int = 1000
     """BC gradient steps."""
+    bc_overrides: dict = field(default_factory=lambda: {"batch_size": 64})
+    """Config overrides of the BC job."""
     algorithm: str = "grpo"
     """Online algorithm: grpo or ppo."""
     rl_budget_s: float = 1200.0
     """Wall-clock budget of the online RL job (its evaluations included)."""
     rl_overrides: dict = field(default_factory=lambda: {
-        "learning_rate": 2e-4, "temperature": 1.2, "group_size": 8, "groups_per_iteration": 4,
-        "max_sampling_rounds": 2, "eval_interval": 5, "eval_episodes": 16,
+        "learning_rate": 2e-4, "temperature": 1.0, "group_size": 8, "groups_per_iteration": 4,
+        "max_sampling_rounds": 2, "eval_interval": 5, "eval_episodes": 16, "freeze_encoder": True,
     })
     """Config overrides of the online job (the GRPO settings used for the reported results)."""
     eval_splits: list[str] = field(default_factory=lambda: list(SPLITS))
@@ -142,6 +147,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
     t0 = time.monotonic()
     bc_overrides = {
         "seed": config.seed, "tasks": config.tasks, "image_size": config.image_size, "chunk_size": config.chunk_size,
+        "policy_type": config.policy_type, **config.bc_overrides,
     }
     bc_trainer, bc_context = prepare_job(
         JobRequest("bc", [str(bag)], config.bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")

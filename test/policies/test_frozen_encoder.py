@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, load_policy
-from rlvla_ros.policies.frozen_encoder.modeling_frozen_encoder import squashed_gaussian_log_prob
+from rlvla_ros.policies.gaussian_chunk import squashed_gaussian_log_prob
 
 from .conftest import make_obs
 

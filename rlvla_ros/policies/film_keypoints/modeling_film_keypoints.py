@@ -1,0 +1,100 @@
+"""Gaussian action-chunk policy that can bind the instruction to image locations, small enough to train on a CPU.
+
+The image goes through a few 3x3 conv layers trained from scratch; after each, the activations are normalised
+(GroupNorm without affine) and modulated by FiLM, ``x * (1 + gamma) + beta`` per channel, with ``gamma, beta``
+linear in the frozen MiniLM instruction embedding (zero-initialised: FiLM starts as the identity). A spatial softmax
+turns each channel of the last map into a keypoint, the expected (x, y) in [-1, 1]. The features
+``[keypoints (2C), instruction embedding (384), proprio (P)]`` feed the tanh-Gaussian chunk heads of
+:class:`~rlvla_ros.policies.gaussian_chunk.GaussianChunkPolicy`. Gradients reach the convs unless the config's
+``freeze_encoder`` is set (:meth:`FilmKeypointsPolicy.freeze_encoder`); then features can be cached by RL updates.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rlvla_ros.policies.base import ObsBatch, register_policy
+from rlvla_ros.policies.encoders import EMBEDDING_DIM, MiniLmSentenceEncoder
+from rlvla_ros.policies.film_keypoints.configuration_film_keypoints import FilmKeypointsConfig
+from rlvla_ros.policies.gaussian_chunk import GaussianChunkPolicy
+from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
+
+
+def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
+    """Expected (x, y) in [-1, 1] of the softmax over each channel of ``maps`` (B, C, H, W) -> (B, 2C)."""
+    b, c, h, w = maps.shape
+    weights = maps.flatten(2).softmax(-1).view(b, c, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=maps.device, dtype=maps.dtype)
+    ys = torch.linspace(-1.0, 1.0, h, device=maps.device, dtype=maps.dtype)
+    x = (weights.sum(2) * xs).sum(-1)
+    y = (weights.sum(3) * ys).sum(-1)
+    return torch.cat([x, y], dim=-1)
+
+
+class FilmConvEncoder(nn.Module):
+    """Conv -> GroupNorm -> FiLM(instruction) -> ReLU per layer, then spatial-softmax keypoints (B, 2C)."""
+
+    def __init__(self, channels: list[int], strides: list[int], condition_dim: int) -> None:
+        super().__init__()
+        ins = [3, *channels[:-1]]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(a, b, 3, stride=s, padding=1) for a, b, s in zip(ins, channels, strides, strict=True)
+        )
+        self.norms = nn.ModuleList(nn.GroupNorm(min(8, c), c, affine=False) for c in channels)
+        self.films = nn.ModuleList(nn.Linear(condition_dim, 2 * c) for c in channels)
+        for film in self.films:
+            nn.init.zeros_(film.weight)
+            nn.init.zeros_(film.bias)
+        self.keypoint_dim = 2 * channels[-1]
+
+    def forward(self, pixels: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """Keypoints (B, 2C) of images (B, 3, S, S) in [0, 1] under instruction embeddings (B, D)."""
+        x = (pixels - 0.5) / 0.25
+        last = len(self.convs) - 1
+        for i, (conv, norm, film) in enumerate(zip(self.convs, self.norms, self.films, strict=True)):
+            gamma, beta = film(condition)[:, :, None, None].chunk(2, dim=1)
+            x = norm(conv(x)) * (1.0 + gamma) + beta
+            if i < last:
+                x = F.relu(x)
+        return spatial_softmax(x)
+
+
+@register_policy
+class FilmKeypointsPolicy(GaussianChunkPolicy):
+    """FiLM-conditioned conv keypoints + MiniLM + proprio -> tanh-Gaussian chunk actor and value critic."""
+
+    config_class = FilmKeypointsConfig
+    config: FilmKeypointsConfig
+    frozen_prefixes = ("text_encoder.",)
+
+    def __init__(self, config: FilmKeypointsConfig) -> None:
+        super().__init__(config)
+        self.text_encoder = MiniLmSentenceEncoder()
+        self.image_encoder = FilmConvEncoder(config.channels, config.strides, EMBEDDING_DIM)
+        self.build_heads(self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim)
+        if config.freeze_encoder:
+            self.freeze_encoder()
+
+    def freeze_encoder(self) -> FilmKeypointsPolicy:
+        """Freeze the convs and FiLM generators (recorded in the config, so checkpoints stay frozen)."""
+        self.config.freeze_encoder = True
+        self.image_encoder.requires_grad_(False)
+        return self
+
+    @property
+    def frozen_features(self) -> bool:
+        return self.config.freeze_encoder
+
+    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
+        """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P); differentiable in the encoder unless
+        it is frozen."""
+        batch_size(obs_batch)
+        device = self.device
+        pixels = image_tensor(obs_batch["image"], self.config.image_size, device)
+        text = self.text_encoder(list(obs_batch["instruction"]))
+        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, device)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_features):
+            keypoints = self.image_encoder(pixels, text)
+        return torch.cat([keypoints, text, proprio], dim=-1)
