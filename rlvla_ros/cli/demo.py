@@ -42,16 +42,24 @@ class DemoConfig:
     """Camera image side in the graph and in the policy."""
     chunk_size: int = 4
     """Action chunk horizon."""
-    demo_episodes: int = 12
+    policy_type: str = "film_keypoints"
+    """Policy BC trains from scratch (instruction-conditioned conv keypoints: it can tell which cube is meant)."""
+    demo_episodes: int = 40
     """Expert demonstrations per task, recorded through the graph."""
-    bc_steps: int = 600
+    bc_steps: int = 800
     """BC gradient steps."""
+    bc_batch_size: int = 64
+    """BC transitions per step (the conv encoder trains end to end: about 0.17 s per step at 64)."""
     graph_policy_episodes: int = 10
     """Episodes the BC policy runs on the graph (recorded; the value model learns from them)."""
     rl_algorithm: str = "grpo"
     """Online RL algorithm (grpo or ppo)."""
-    rl_budget_s: float = 420.0
+    rl_budget_s: float = 400.0
     """Wall-clock budget of the online RL job."""
+    rl_overrides: dict | None = None
+    """Config overrides of the online RL job; None: those of the reported GRPO experiment
+    (:attr:`ExperimentConfig.rl_overrides <rlvla_ros.training.experiments.ExperimentConfig>`: BC encoder frozen, RL
+    trains the heads on cached features, FLaRe style)."""
     value_steps: int = 1500
     """Gradient steps of the chunk Q-function for steering."""
     steering_candidates: int = 8
@@ -63,7 +71,8 @@ class DemoConfig:
 
 
 QUICK = {"demo_episodes": 2, "bc_steps": 20, "graph_policy_episodes": 1, "rl_budget_s": 20.0, "value_steps": 20,
-         "steering_candidates": 2, "eval_episodes": 2}
+         "steering_candidates": 2, "eval_episodes": 2,
+         "rl_overrides": {"freeze_encoder": True, "group_size": 2, "groups_per_iteration": 1, "eval_episodes": 2}}
 """`rlvla demo --quick`: every stage with tiny budgets, to check the pipeline (its numbers mean nothing)."""
 
 
@@ -91,6 +100,8 @@ def run_demo(config: DemoConfig) -> dict:
     import rclpy
     import torch
 
+    from rlvla_ros.training.experiments import ExperimentConfig
+
     torch.set_num_threads(1)
     out = Path(config.output_dir).resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -103,15 +114,18 @@ def run_demo(config: DemoConfig) -> dict:
         graph = _learning_graph(config, out)
         with graph, _GraphClient(graph) as client:
             with _stage("behaviour cloning through the learner service", timings):
-                bc = client.fine_tune("bc", [expert_bag], config.bc_steps, _policy_overrides(config))
+                bc = client.fine_tune("bc", [expert_bag], config.bc_steps,
+                                      {**_policy_overrides(config), "batch_size": config.bc_batch_size})
             with _stage("BC policy episodes on the graph, recorded", timings):
                 graph_bc = client.run_episodes(config.graph_policy_episodes)
                 policy_bags = client.stop_recording()
             with _stage("evaluate BC", timings):
                 bc_success = _evaluate(config, bc)
             with _stage(f"online RL ({config.rl_algorithm}) through the learner service", timings):
+                rl_overrides = ExperimentConfig().rl_overrides if config.rl_overrides is None else config.rl_overrides
                 rl = client.fine_tune(config.rl_algorithm, [], 10**6, {
-                    **_policy_overrides(config), "init_checkpoint": bc, "time_budget_s": config.rl_budget_s})
+                    **rl_overrides, **_policy_overrides(config), "init_checkpoint": bc,
+                    "time_budget_s": config.rl_budget_s})
             with _stage("evaluate RL", timings):
                 rl_success = _evaluate(config, rl)
             with _stage("chunk Q-function from the recorded bags through the learner service", timings):
@@ -151,7 +165,7 @@ def format_table(results: dict) -> str:
 
 def _policy_overrides(config: DemoConfig) -> dict:
     return {"seed": config.seed, "tasks": config.tasks, "image_size": config.image_size,
-            "chunk_size": config.chunk_size}
+            "chunk_size": config.chunk_size, "policy_type": config.policy_type}
 
 
 def _config_overrides(config: DemoConfig, **episode_manager) -> dict:
@@ -160,7 +174,7 @@ def _config_overrides(config: DemoConfig, **episode_manager) -> dict:
     return {
         "sim_bridge": {"image_size": config.image_size},
         "perception": {"image_size": config.image_size},
-        "policy": {"horizon": config.chunk_size, "image_size": config.image_size},
+        "policy": {"model": config.policy_type, "horizon": config.chunk_size, "image_size": config.image_size},
         "episode_manager": {"tasks": config.tasks, "splits": ["id"],
                             "max_steps": [TASKS[task].max_steps for task in config.tasks], **episode_manager},
     }
