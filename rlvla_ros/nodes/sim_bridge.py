@@ -24,7 +24,9 @@ the ``task``/``split`` parameter).
 Clock modes:
 
 - ``realtime``: a wall-clock timer runs one control period of physics per tick and publishes a sensor set; the
-  simulated clock starts at the wall-clock time of start-up, so stamps look like a real driver's.
+  simulated clock starts at the wall-clock time of start-up, so stamps look like a real driver's. A late tick runs
+  the periods it missed (a few at most) before its sensor set, so simulated time keeps up with the wall clock under
+  load (sets are then more than one period apart).
 - ``lockstep``: physics runs only when a joint trajectory arrives, for its duration rounded to control periods (at
   least one), then one sensor set is published; a reset publishes the episode's first set (a reset takes one control
   period of simulated time, so no two sets share a stamp). A controller acting on every sensor set keeps one command
@@ -71,6 +73,8 @@ CAMERAS = {"front": ("camera", "front_camera"), "wrist": ("wrist_camera", "wrist
 SENSOR_QOS = QoSProfile(depth=10)
 """Reliable, so lockstep loses no sensor set; best-effort subscribers (sensor_data QoS) still match."""
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+MAX_CATCH_UP_PERIODS = 5
+"""Realtime: control periods one late tick may run; beyond that the simulation falls behind the wall clock."""
 ResultT = TypeVar("ResultT")
 
 
@@ -175,7 +179,17 @@ class SimBridge(Node):
 
     def _on_tick(self) -> None:
         started = time.monotonic()
-        self.driver.advance(1)
+        # Simulated time follows the wall clock, as in a real-time simulator: a late tick runs every control period
+        # that has passed (up to MAX_CATCH_UP_PERIODS), and a tick that finds the simulation a period ahead (after a
+        # reset, which takes one period) runs none and publishes nothing.
+        behind_ns = time.time_ns() - self._clock_origin_ns - self.driver.time_ns
+        due = behind_ns // self.driver.control_period_ns
+        if due < 1:
+            return
+        if due > MAX_CATCH_UP_PERIODS:
+            self.get_logger().warning(f"slower than real time: {due} control periods behind, running "
+                                      f"{MAX_CATCH_UP_PERIODS}", throttle_duration_sec=5.0)
+        self.driver.advance(min(due, MAX_CATCH_UP_PERIODS))
         self._publish_sensors()
         took_s = time.monotonic() - started
         if took_s > 1.0 / self.config.rate_hz:

@@ -329,8 +329,10 @@ def test_realtime_mode_runs_physics_at_wall_clock_speed_and_tracks_trajectories_
     states = r["joint_states"][start:]
     wall_s = time.monotonic() - wall_start
     stamps = np.array([stamp_ns(s) for s in states])
-    assert set(np.diff(stamps).tolist()) == {PERIOD_NS // 2}
-    assert 0.8 * wall_s / 0.05 <= len(states) <= wall_s / 0.05 + 2
+    # One control period per set; a late tick runs the periods it missed, so simulated time keeps up with the wall.
+    assert np.all(np.diff(stamps) > 0) and np.all(np.diff(stamps) % (PERIOD_NS // 2) == 0)
+    assert abs(stamps[-1] - time.time_ns()) < 0.25e9
+    assert 0.5 * wall_s / 0.05 <= len(states) <= wall_s / 0.05 + 2
     yaw = np.array([arm_positions(s)[0] for s in states])
     elapsed = (stamps - stamps[0]) / 1e9
     moving = yaw[(elapsed > 0.3) & (elapsed < 0.7)]
