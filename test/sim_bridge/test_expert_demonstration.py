@@ -15,7 +15,9 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
         Parameter("task", value="lift"), Parameter("seed", value=3)]))
     ros_graph.add(SafetyFilter(context=ros_graph.context,
                                cli_args=["--ros-args", "-r", "teleop/action_chunk:=sim/expert_action"],
-                               parameter_overrides=[Parameter("watchdog_timeout_s", value=30.0)]))
+                               # generous: executor stalls on a loaded machine must not make joint states look stale
+                               parameter_overrides=[Parameter("watchdog_timeout_s", value=30.0),
+                                                    Parameter("joint_state_timeout_s", value=5.0)]))
     probe = ros_graph.node("probe")
     successes, executed = [], []
     probe.create_subscription(Bool, "sim/success", lambda msg: successes.append(msg.data), 10)
