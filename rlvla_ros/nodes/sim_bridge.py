@@ -29,14 +29,11 @@ Clock modes:
   load (sets are then more than one period apart).
 - ``lockstep``: physics runs only when a joint trajectory arrives, for its duration rounded to control periods (at
   least one), then one sensor set is published; a reset publishes the episode's first set (a reset takes one control
-  period of simulated time, so no two sets share a stamp). A controller acting on every sensor set keeps one command
-  in flight: the one answering the previous episode's last set, which would step the new episode a second time per
-  set from then on. So after a reset, the next trajectory that arrives within ``lockstep_reset_wait_s`` (and any
-  gripper command before it) is dropped, and the episode's first set is published then, or when that wait ends. The
-  simulated clock starts at 0, so a run is reproducible to the stamp. Publish the gripper command *before* the trajectory of the
+  period of simulated time, so no two sets share a stamp). The simulated clock starts at 0, so a run is
+  reproducible to the stamp. Publish the gripper command *before* the trajectory of the
   same step: the trajectory is the step trigger, and a gripper command handled after it applies to the next step.
-  While waiting for a command, ``joint_states`` is re-sent unchanged at ``lockstep_heartbeat_hz`` so that staleness
-  checks above (the safety filter's) keep passing however long the policy thinks.
+  While waiting, ``joint_states`` is re-sent unchanged at ``lockstep_heartbeat_hz`` so that staleness checks above
+  (the safety filter's) keep passing however long the policy thinks.
 """
 
 from __future__ import annotations
@@ -102,9 +99,6 @@ class SimBridgeConfig:
                        "linear (as the joint_trajectory_controller)"})
     lockstep_heartbeat_hz: float = field(default=5.0, metadata={
         "description": "lockstep: re-send the unchanged joint_states at this wall-clock rate (0: never)"})
-    lockstep_reset_wait_s: float = field(default=0.5, metadata={
-        "description": "lockstep: after a reset, wait this long for the previous episode's command in flight (dropped) "
-                       "before publishing the episode's first sensor set (0: publish at once)"})
     publish_expert_action: bool = field(default=False, metadata={
         "description": "publish the scripted expert's action for each step on sim/expert_action (demonstrations)"})
 
@@ -123,8 +117,6 @@ class SimBridgeConfig:
             raise ValueError(f"interpolation must be one of {list(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.lockstep_heartbeat_hz < 0:
             raise ValueError(f"lockstep_heartbeat_hz must be >= 0, got {self.lockstep_heartbeat_hz}")
-        if self.lockstep_reset_wait_s < 0:
-            raise ValueError(f"lockstep_reset_wait_s must be >= 0, got {self.lockstep_reset_wait_s}")
 
 
 class SimBridge(Node):
@@ -168,9 +160,6 @@ class SimBridge(Node):
             self.create_timer(1.0 / c.rate_hz, self._on_tick, clock=steady)
         elif c.lockstep_heartbeat_hz > 0:
             self.create_timer(1.0 / c.lockstep_heartbeat_hz, self._on_heartbeat, clock=steady)
-        # Armed by a lockstep reset: publishes the episode's first set if no command in flight arrived first.
-        self._reset_wait = self.create_timer(max(c.lockstep_reset_wait_s, 1e-3), self._end_reset_wait, clock=steady,
-                                             autostart=False)
         self._publish_episode()
         self._publish_sensors()
         self.get_logger().info(
@@ -197,16 +186,9 @@ class SimBridge(Node):
                                       throttle_duration_sec=5.0)
 
     def _on_heartbeat(self) -> None:
-        if self._waiting_after_reset():
-            return  # the last joint state is the previous episode's
         self._joint_state_pub.publish(self._joint_state_msg)
 
     def _on_trajectory(self, msg: JointTrajectory) -> None:
-        if self._waiting_after_reset():
-            self.get_logger().info("dropped the previous episode's last trajectory (in flight at the reset)",
-                                   throttle_duration_sec=5.0)
-            self._end_reset_wait()
-            return
         try:
             trajectory = ArmTrajectory.from_points(
                 msg.joint_names,
@@ -221,8 +203,6 @@ class SimBridge(Node):
             self._publish_sensors()
 
     def _on_gripper(self, msg: Float64MultiArray) -> None:
-        if self._waiting_after_reset():
-            return  # the previous episode's last command, in flight at the reset
         if len(msg.data) != 1:
             self._reject("gripper_controller/commands",
                          f"expected exactly one value (the opening in m), got {len(msg.data)}")
@@ -242,10 +222,7 @@ class SimBridge(Node):
             self.get_logger().warning(f"reset_episode refused: {error}")
             return response
         self._publish_episode()
-        if self.lockstep and self.config.lockstep_reset_wait_s > 0:
-            self._reset_wait.reset()
-        else:
-            self._publish_sensors()
+        self._publish_sensors()
         response.success = True
         response.episode_id = episode.episode_id
         response.instruction = episode.instruction
@@ -253,13 +230,6 @@ class SimBridge(Node):
         response.message = f"{episode.task}/{episode.split} seed {episode.seed}"
         self.get_logger().info(f"episode {episode.episode_id}: '{episode.instruction}'")
         return response
-
-    def _waiting_after_reset(self) -> bool:
-        return not self._reset_wait.is_canceled()
-
-    def _end_reset_wait(self) -> None:
-        self._reset_wait.cancel()
-        self._publish_sensors()
 
     def _reject(self, topic: str, reason: str) -> None:
         self._rejected_pub.publish(String(data=f"{topic}: {reason}"))

@@ -286,37 +286,6 @@ def test_lockstep_heartbeat_resends_the_unchanged_joint_state_only(rig):
     assert len(r["camera/image_raw"]) == images
 
 
-def test_lockstep_reset_drops_the_previous_episodes_command_in_flight_instead_of_stepping_with_it(rig):
-    r = rig(lockstep_reset_wait_s=30.0)  # so long that only the dropped command can publish the first set in time
-    r.step(HOME_ARM_Q, gripper_m=0.0)  # the arm is in the middle of an episode, gripper closing
-    r.step(HOME_ARM_Q + [0.3, 0.0, 0.0, 0.0, 0.0])
-    counts = r._sensor_counts()
-    response = r.reset_client.call_async(ResetEpisode.Request(task="lift", seed=4))
-    assert r.wait_for(response.done, 10.0) and response.result().success
-    assert r._sensor_counts() == counts  # no first set yet: a command answering the last set is still to come
-    # ... and here it is: computed for the previous episode, it must not move the new one.
-    r.gripper.publish(Float64MultiArray(data=[0.0]))
-    r.arm.publish(trajectory(HOME_ARM_Q + [0.6, 0.0, 0.0, 0.0, 0.0]))
-    r._wait_sensor_set(counts, timeout_s=10.0)
-    first = r["joint_states"][-1]
-    np.testing.assert_allclose(arm_positions(first), HOME_ARM_Q, atol=0.01)
-    assert gripper_opening(first) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
-    assert r.episode()["episode_id"] == response.result().episode_id
-    # From the first set on, commands step the episode as usual.
-    state = r.step(HOME_ARM_Q + [0.2, 0.0, 0.0, 0.0, 0.0])
-    assert stamp_ns(state) - stamp_ns(first) == PERIOD_NS
-    assert arm_positions(state)[0] > HOME_ARM_Q[0] + 0.1
-
-
-def test_lockstep_reset_publishes_the_first_set_after_the_wait_when_no_command_is_in_flight(rig):
-    r = rig(lockstep_reset_wait_s=0.3)
-    counts = r._sensor_counts()
-    requested = time.monotonic()
-    assert r.reset(seed=4).success  # waits for the episode's first sensor set
-    assert time.monotonic() - requested >= 0.3
-    assert {topic: len(r[topic]) for topic in counts} == {topic: n + 1 for topic, n in counts.items()}
-
-
 def test_realtime_mode_runs_physics_at_wall_clock_speed_and_tracks_trajectories_over_time(rig, wait_for):
     r = rig(clock_mode="realtime", rate_hz=20.0, interpolation="linear", image_size=32)
     assert wait_for(lambda: len(r["joint_states"]) >= 2, 5.0)
