@@ -1,5 +1,10 @@
 """Episodes to and from rosbag2 bags: join Observation, ActionChunk, Reward and EpisodeEvent on (episode, step).
 
+A chunk answers the observation that has its header stamp (the policy node copies it; a driver's expert or a
+teleop device stamps it with the sensor time it acted on), so it is filed at that observation's step whatever its own
+step field says: a lock-step simulator's expert counts steps from the reset, while the perception node counts from
+the START it saw, which can come a few sensor sets later. Chunks that match no observation keep their step.
+
 The join (:class:`EpisodeTables`, :func:`file_message`, :func:`tables_to_episode`) works on any message objects
 with the interface fields, so the learner's live-graph rollout source uses it on rclpy messages too.
 """
@@ -7,7 +12,7 @@ with the interface fields, so the learner's live-graph rollout source uses it on
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +36,7 @@ class _Chunk:
     actions: np.ndarray  # (H, D)
     log_probs: np.ndarray | None  # (H,) or None
     teleop: bool
+    stamp_ns: int  # 0: unstamped
 
 
 @dataclass
@@ -40,7 +46,9 @@ class EpisodeTables:
     start: object | None = None
     end: object | None = None
     observations: dict[int, tuple[np.ndarray | None, np.ndarray, tuple[str, ...], str]] = field(default_factory=dict)
-    chunks: dict[int, _Chunk] = field(default_factory=dict)
+    observation_steps: dict[int, int] = field(default_factory=dict)
+    """Step of the observation with each (non-zero) header stamp."""
+    chunks: list[_Chunk] = field(default_factory=list)
     rewards: dict[int, object] = field(default_factory=dict)
 
 
@@ -116,18 +124,33 @@ def file_message(tables: EpisodeTables, msgtype: str, msg, camera: str | None, w
         image = image_to_array(msg.images[index]) if with_images else None
         proprio = np.asarray(msg.proprioception, dtype=np.float32)
         tables.observations[msg.step] = (image, proprio, tuple(msg.proprioception_names), msg.instruction)
+        if stamp := _stamp_ns(msg):
+            tables.observation_steps[stamp] = msg.step
     elif msgtype == ACTION_CHUNK:
         if msg.action_dim != ACTION_DIM:
             raise ValueError(f"{path}: action chunk with action_dim {msg.action_dim}, expected {ACTION_DIM}")
         actions = np.asarray(msg.actions, dtype=np.float32).reshape(msg.horizon, msg.action_dim)
         log_probs = np.asarray(msg.log_probs, dtype=np.float32) if len(msg.log_probs) == msg.horizon else None
-        chunk = _Chunk(msg.step, actions, log_probs, msg.source == _TELEOP)
-        # A teleop override of the same step wins over the policy chunk it replaced.
-        known = tables.chunks.get(msg.step)
-        if known is None or chunk.teleop or not known.teleop:
-            tables.chunks[msg.step] = chunk
+        tables.chunks.append(_Chunk(msg.step, actions, log_probs, msg.source == _TELEOP, _stamp_ns(msg)))
     else:
         tables.rewards[msg.step] = msg
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _chunks_by_step(tables: EpisodeTables) -> dict[int, _Chunk]:
+    """Chunks keyed by the step of the observation they answer. Of two for one step, a teleop override wins over the
+    chunk it replaced, then one that matched an observation's stamp, then the later one."""
+    by_step: dict[int, tuple[tuple[bool, bool], _Chunk]] = {}
+    for chunk in tables.chunks:
+        matched = tables.observation_steps.get(chunk.stamp_ns) if chunk.stamp_ns else None
+        step = chunk.step if matched is None else matched
+        rank = (chunk.teleop, matched is not None)
+        if step not in by_step or rank >= by_step[step][0]:
+            by_step[step] = (rank, replace(chunk, step=step))
+    return {step: chunk for step, (_, chunk) in by_step.items()}
 
 
 def _covering_chunk(chunks: dict[int, _Chunk], step: int, max_horizon: int) -> _Chunk | None:
@@ -142,11 +165,12 @@ def _covering_chunk(chunks: dict[int, _Chunk], step: int, max_horizon: int) -> _
 def _join(episode_id: str, tables: EpisodeTables) -> _Joined:
     """Executed action at step t: row t - s of the newest chunk published at a step s <= t that covers t."""
     limit = tables.end.length if tables.end is not None else None
-    max_horizon = max((len(c.actions) for c in tables.chunks.values()), default=0)
+    chunks = _chunks_by_step(tables)
+    max_horizon = max((len(c.actions) for c in chunks.values()), default=0)
     actions, rewards, successes, interventions, log_probs = [], [], [], [], []
     step = 0
     while limit is None or step < limit:
-        chunk = _covering_chunk(tables.chunks, step, max_horizon)
+        chunk = _covering_chunk(chunks, step, max_horizon)
         if chunk is None or step not in tables.observations or step not in tables.rewards:
             break
         row = step - chunk.step

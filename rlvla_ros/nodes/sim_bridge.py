@@ -18,7 +18,9 @@ Accepts ``arm_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory: ex
 finite positions within the limits, strictly increasing ``time_from_start``; it starts when it arrives, whatever its
 header stamp, and replaces the one being followed; velocities and accelerations are not used) and
 ``gripper_controller/commands`` (std_msgs/Float64MultiArray: one opening in [0, 0.08] m). A bad command is refused
-whole: nothing of it is applied. Serves ``reset_episode`` (rlvla_ros/srv/ResetEpisode; an empty task or split means
+whole: nothing of it is applied. Commands published before the last reset (by their DDS source timestamp) were meant
+for the previous episode and are dropped: in lockstep, such a command still in flight at a reset would otherwise
+step the new episode a second time per sensor set from then on. Serves ``reset_episode`` (rlvla_ros/srv/ResetEpisode; an empty task or split means
 the ``task``/``split`` parameter).
 
 Clock modes:
@@ -49,6 +51,7 @@ from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile
+from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, Header, String
@@ -137,6 +140,8 @@ class SimBridge(Node):
         self._camera_infos = {name: _camera_info(self.driver.camera_intrinsics(name), CAMERAS[name][1])
                               for name in self._cameras}
         self._joint_state_msg = JointState()
+        self._reset_wall_ns = 0
+        """System time of the last reset: commands published before it belong to the previous episode."""
         # Every callback is in the node's default mutually exclusive group: the driver is never used concurrently.
         self._image_pubs = {name: self.create_publisher(Image, f"{CAMERAS[name][0]}/image_raw", SENSOR_QOS)
                             for name in self._cameras}
@@ -188,7 +193,16 @@ class SimBridge(Node):
     def _on_heartbeat(self) -> None:
         self._joint_state_pub.publish(self._joint_state_msg)
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
+    def _sent_before_reset(self, topic: str, info: MessageInfo) -> bool:
+        if info["source_timestamp"] >= self._reset_wall_ns:
+            return False
+        self.get_logger().info(f"dropped a {topic} command sent before the reset of episode "
+                               f"{self.driver.episode.episode_id}", throttle_duration_sec=1.0)
+        return True
+
+    def _on_trajectory(self, msg: JointTrajectory, info: MessageInfo) -> None:
+        if self._sent_before_reset("arm_controller/joint_trajectory", info):
+            return
         try:
             trajectory = ArmTrajectory.from_points(
                 msg.joint_names,
@@ -202,7 +216,9 @@ class SimBridge(Node):
             self.driver.advance(self.driver.periods_for(trajectory))
             self._publish_sensors()
 
-    def _on_gripper(self, msg: Float64MultiArray) -> None:
+    def _on_gripper(self, msg: Float64MultiArray, info: MessageInfo) -> None:
+        if self._sent_before_reset("gripper_controller/commands", info):
+            return
         if len(msg.data) != 1:
             self._reject("gripper_controller/commands",
                          f"expected exactly one value (the opening in m), got {len(msg.data)}")
@@ -221,6 +237,7 @@ class SimBridge(Node):
             response.message = str(error)
             self.get_logger().warning(f"reset_episode refused: {error}")
             return response
+        self._reset_wall_ns = time.time_ns()
         self._publish_episode()
         self._publish_sensors()
         response.success = True

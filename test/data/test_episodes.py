@@ -36,11 +36,13 @@ class _Recorder:
         for name, msgtype in topics.items():
             writer.add_topic(f"{namespace}/{name}", msgtype)
 
-    def _put(self, name: str, msgtype: str, **fields) -> None:
+    def _put(self, name: str, msgtype: str, header_ns: int | None = None, **fields) -> None:
+        """Written at the next bag time, with that as header stamp unless `header_ns` is given."""
         types = self.store.types
         self.stamp_ns += 10**7
+        header_ns = self.stamp_ns if header_ns is None else header_ns
         fields["header"] = types["std_msgs/msg/Header"](
-            stamp=types["builtin_interfaces/msg/Time"](sec=self.stamp_ns // 10**9, nanosec=self.stamp_ns % 10**9),
+            stamp=types["builtin_interfaces/msg/Time"](sec=header_ns // 10**9, nanosec=header_ns % 10**9),
             frame_id="",
         )
         msg = types[msgtype](**fields)
@@ -53,7 +55,7 @@ class _Recorder:
             termination_reason="success" if success else "", intervention_steps=0,
         )  # fmt: skip
 
-    def observation(self, episode_id: str, step: int) -> None:
+    def observation(self, episode_id: str, step: int, header_ns: int | None = None) -> None:
         image = self.store.types["sensor_msgs/msg/Image"](
             header=self.store.types["std_msgs/msg/Header"](
                 stamp=self.store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id=""
@@ -62,13 +64,14 @@ class _Recorder:
             data=np.arange(16, dtype=np.uint8) + step,
         )  # fmt: skip
         self._put(
-            "obs", OBSERVATION, images=[image], camera_names=["wrist"], proprioception=np.full(3, float(step)),
+            "obs", OBSERVATION, header_ns, images=[image], camera_names=["wrist"], proprioception=np.full(3, float(step)),
             proprioception_names=["a", "b", "c"], instruction="push it", episode_id=episode_id, step=step,
         )  # fmt: skip
 
-    def chunk(self, episode_id: str, step: int, actions: np.ndarray, source: str, log_probs=()) -> None:
+    def chunk(self, episode_id: str, step: int, actions: np.ndarray, source: str, log_probs=(),
+              header_ns: int | None = None) -> None:
         self._put(
-            "chunk", ACTION_CHUNK, episode_id=episode_id, step=step, horizon=len(actions), action_dim=5,
+            "chunk", ACTION_CHUNK, header_ns, episode_id=episode_id, step=step, horizon=len(actions), action_dim=5,
             actions=np.asarray(actions, np.float32).ravel(), action_space="ee_delta",
             log_probs=np.asarray(log_probs, np.float32), value=np.float32(0.0), policy_version=1, source=source,
         )  # fmt: skip
@@ -109,6 +112,24 @@ def test_open_loop_chunks_and_teleop_overrides_give_the_executed_actions(tmp_pat
     np.testing.assert_array_equal(episode.proprio[:, 0], np.arange(6))
     with pytest.raises(ValueError, match="camera 'front'"):
         episodes_from_bag(writer.bag_paths[0], camera="front")
+
+
+def test_chunks_join_the_observation_with_their_stamp_whatever_their_step(tmp_path):
+    """A lock-step simulator's expert numbers steps from the reset; perception here started two sensor sets later."""
+    sensor_ns = [2 * 10**18 + k * 10**8 for k in range(8)]
+    with BagWriter(tmp_path) as writer:
+        rec = _Recorder(writer, "/ns")
+        rec.event("a", 0)
+        for sim_step in range(8):  # the expert keeps acting until the next reset, after the episode's END
+            rec.chunk("a", sim_step, _chunk(sim_step, 1), "expert", header_ns=sensor_ns[sim_step])
+            if 2 <= sim_step < 7:
+                rec.observation("a", sim_step - 2, header_ns=sensor_ns[sim_step])
+                rec.reward("a", sim_step - 2, 0.0)
+        rec.event("a", 1, length=5)
+    (episode,) = episodes_from_bag(writer.bag_paths[0])
+    assert episode.complete and len(episode) == 5
+    np.testing.assert_allclose(episode.actions[:, 0], [0.2, 0.3, 0.4, 0.5, 0.6])
+    np.testing.assert_array_equal(episode.proprio[:, 0], np.arange(5))
 
 
 def test_bag_ending_mid_episode_drops_it_or_keeps_the_complete_prefix(tmp_path):

@@ -274,6 +274,33 @@ def test_bad_commands_are_rejected_with_a_reason_and_change_nothing(rig):
     assert gripper_opening(state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
 
 
+def test_a_command_sent_before_a_reset_does_not_step_the_new_episode(rig, ros_graph):
+    r = rig()
+    logs = []
+    r.test.create_subscription(Log, "/rosout", logs.append, 100)
+    r.reset(seed=0)
+    r.step(HOME_ARM_Q)
+    # The previous episode's command is in flight when the reset is handled: the bridge is not spun while it
+    # arrives, then handles the reset before it.
+    ros_graph.executor.remove_node(r.bridge)
+    r.arm.publish(trajectory(HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0]))
+    r.gripper.publish(Float64MultiArray(data=[0.0]))
+    time.sleep(0.3)
+    sets_before = len(r["sim/success"])
+    response = r.bridge._on_reset(ResetEpisode.Request(seed=5), ResetEpisode.Response())
+    assert response.success
+    ros_graph.executor.add_node(r.bridge)
+    r._wait_sensor_set({topic: sets_before for topic in SENSOR_SET})
+    r.quiet(0.5)
+    assert len(r["sim/success"]) == sets_before + 1  # the reset's own set, and no step by the stale commands
+    assert any(log.name == "sim_bridge" and log.msg.startswith("dropped a ") for log in logs)
+    state = r["joint_states"][-1]
+    np.testing.assert_allclose(arm_positions(state), HOME_ARM_Q, atol=0.01)
+    assert gripper_opening(state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
+    moved = r.step(HOME_ARM_Q + [0.2, 0.0, 0.0, 0.0, 0.0])  # commands sent after the reset step it
+    assert arm_positions(moved)[0] - HOME_ARM_Q[0] > 0.05
+
+
 def test_lockstep_heartbeat_resends_the_unchanged_joint_state_only(rig):
     r = rig(lockstep_heartbeat_hz=20.0)
     r.reset(seed=0)
