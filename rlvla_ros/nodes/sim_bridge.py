@@ -20,8 +20,8 @@ header stamp, and replaces the one being followed; velocities and accelerations 
 ``gripper_controller/commands`` (std_msgs/Float64MultiArray: one opening in [0, 0.08] m). A bad command is refused
 whole: nothing of it is applied. Commands published before the last reset (by their DDS source timestamp) were meant
 for the previous episode and are dropped: in lockstep, such a command still in flight at a reset would otherwise
-step the new episode a second time per sensor set from then on. Serves ``reset_episode`` (rlvla_ros/srv/ResetEpisode; an empty task or split means
-the ``task``/``split`` parameter).
+step the new episode a second time per sensor set from then on. Serves ``reset_episode``
+(rlvla_ros/srv/ResetEpisode; an empty task or split means the ``task``/``split`` parameter).
 
 Clock modes:
 

@@ -64,8 +64,8 @@ class _Recorder:
             data=np.arange(16, dtype=np.uint8) + step,
         )  # fmt: skip
         self._put(
-            "obs", OBSERVATION, header_ns, images=[image], camera_names=["wrist"], proprioception=np.full(3, float(step)),
-            proprioception_names=["a", "b", "c"], instruction="push it", episode_id=episode_id, step=step,
+            "obs", OBSERVATION, header_ns, images=[image], camera_names=["wrist"],
+            proprioception=np.full(3, float(step)), proprioception_names=["a", "b", "c"], instruction="push it", episode_id=episode_id, step=step,
         )  # fmt: skip
 
     def chunk(self, episode_id: str, step: int, actions: np.ndarray, source: str, log_probs=(),
