@@ -3,8 +3,9 @@
 Episodes come from a :class:`RolloutSource`: by default the in-process simulation (:class:`SimRollouts`), or the live
 ROS graph (:class:`rlvla_ros.training.graph_rollouts.GraphRolloutSource`) when the learner node is configured with
 ``rollout_source: graph``. Every ``eval_interval`` iterations the policy is evaluated deterministically on fixed
-seeds (``0 .. eval_episodes - 1``, disjoint from the training seeds) in simulation; the mean success rate on the
-first of ``eval_splits`` is the checkpoint score, so ``best/`` is the best evaluated policy.
+validation seeds (``5000 .. 5000 + eval_episodes - 1``: disjoint from the training seeds and from the test seeds
+``0 ..`` that experiments report, so picking the best checkpoint does not peek at the test) in simulation; the mean
+success rate on the first of ``eval_splits`` is the checkpoint score, so ``best/`` is the best evaluated policy.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
 from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
 
 TRAIN_SEED_RANGE = (1_000_000, 2**31 - 1)
-"""Training episodes draw their seeds here; evaluation uses 0.., recorded demonstrations are free to use 10_000.."""
+"""Training episodes draw their seeds here; reported tests use 0.., recorded demonstrations are free to use 10_000.."""
+VALIDATION_SEED_START = 5_000
+"""Periodic evaluations (checkpoint selection) use seeds from here."""
 
 
 class RolloutSource(Protocol):
@@ -78,7 +81,7 @@ class OnlineConfig(TrainerConfig):
     eval_splits: list[str] = field(default_factory=lambda: ["id"])
     """Splits evaluated; the first one scores checkpoints."""
     eval_episodes: int = 16
-    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
+    """Periodic evaluation episodes per task and split (validation seeds, see the module docstring)."""
     time_budget_s: float = 0.0
     """Stop after this much wall-clock time (<= 0: no limit); the final evaluation runs after it."""
     freeze_encoder: bool = False
@@ -125,7 +128,8 @@ class OnlineTrainer(Trainer):
     def evaluate(self, policy: Policy, context: JobContext, rollouts: SimRollouts) -> tuple[float, dict[str, float]]:
         """Score (mean success on the first eval split) and per task/split success metrics."""
         config: OnlineConfig = context.config  # type: ignore[assignment]
-        results = evaluate(policy, config.tasks, config.eval_splits, range(config.eval_episodes), rollouts=rollouts)
+        seeds = range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes)
+        results = evaluate(policy, config.tasks, config.eval_splits, seeds, rollouts=rollouts)
         metrics = {f"eval/{task}/{split}": rate for task, by_split in results.items() for split, rate in by_split.items()}
         for split in config.eval_splits:
             metrics[f"eval/{split}"] = mean_over_tasks(results, [split])

@@ -44,7 +44,7 @@ class DemoConfig:
     """Action chunk horizon."""
     policy_type: str = "film_keypoints"
     """Policy BC trains from scratch (instruction-conditioned conv keypoints: it can tell which cube is meant)."""
-    demo_episodes: int = 40
+    demo_episodes: int = 100
     """Expert demonstrations per task, recorded through the graph."""
     bc_steps: int = 800
     """BC gradient steps."""
@@ -54,13 +54,13 @@ class DemoConfig:
     """Episodes the BC policy runs on the graph (recorded; the value model learns from them)."""
     rl_algorithm: str = "grpo"
     """Online RL algorithm (grpo or ppo)."""
-    rl_budget_s: float = 400.0
+    rl_budget_s: float = 360.0
     """Wall-clock budget of the online RL job."""
     rl_overrides: dict | None = None
     """Config overrides of the online RL job; None: those of the reported GRPO experiment
     (:attr:`ExperimentConfig.rl_overrides <rlvla_ros.training.experiments.ExperimentConfig>`: BC encoder frozen, RL
     trains the heads on cached features, FLaRe style)."""
-    value_steps: int = 1500
+    value_steps: int = 800
     """Gradient steps of the chunk Q-function for steering."""
     steering_candidates: int = 8
     """Chunks sampled per decision with test-time steering."""
