@@ -145,7 +145,7 @@ def _chunks_by_step(tables: EpisodeTables) -> dict[int, _Chunk]:
     chunk it replaced, then one that matched an observation's stamp, then the later one."""
     by_step: dict[int, tuple[tuple[bool, bool], _Chunk]] = {}
     for chunk in tables.chunks:
-        matched = tables.observation_steps.get(chunk.stamp_ns) if chunk.stamp_ns else None
+        matched = tables.observation_steps.get(chunk.stamp_ns)  # unstamped (0) never matches
         step = chunk.step if matched is None else matched
         rank = (chunk.teleop, matched is not None)
         if step not in by_step or rank >= by_step[step][0]:
