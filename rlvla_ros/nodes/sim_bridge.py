@@ -194,7 +194,8 @@ class SimBridge(Node):
         self._joint_state_pub.publish(self._joint_state_msg)
 
     def _sent_before_reset(self, topic: str, info: MessageInfo) -> bool:
-        if info["source_timestamp"] >= self._reset_wall_ns:
+        sent_ns = info["source_timestamp"]
+        if sent_ns == 0 or sent_ns >= self._reset_wall_ns:  # 0: the RMW does not report when it was sent
             return False
         self.get_logger().info(f"dropped a {topic} command sent before the reset of episode "
                                f"{self.driver.episode.episode_id}", throttle_duration_sec=1.0)

@@ -299,6 +299,8 @@ def test_a_command_sent_before_a_reset_does_not_step_the_new_episode(rig, ros_gr
     assert gripper_opening(state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
     moved = r.step(HOME_ARM_Q + [0.2, 0.0, 0.0, 0.0, 0.0])  # commands sent after the reset step it
     assert arm_positions(moved)[0] - HOME_ARM_Q[0] > 0.05
+    # An RMW that reports no source timestamp (0) cannot date a command: it is kept.
+    assert not r.bridge._sent_before_reset("arm_controller/joint_trajectory", {"source_timestamp": 0})
 
 
 def test_lockstep_heartbeat_resends_the_unchanged_joint_state_only(rig):
