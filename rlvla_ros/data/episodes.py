@@ -42,7 +42,7 @@ class EpisodeRecord:
     success: bool | None = None
     """Final success; defaults to the last step's success flag."""
     termination_reason: str = ""
-    """Why the episode ended: success, timeout, abort or intervention; empty if unknown."""
+    """Why the episode ended: success, timeout, abort, intervention or stalled; empty if unknown."""
     complete: bool = True
     """False when the recording stopped before the episode ended (steps after the last full one are missing)."""
     proprio_names: tuple[str, ...] = field(default_factory=tuple)

@@ -10,7 +10,10 @@ episode_id until the episode ends:
 - timeout: the reward of step ``max_steps - 1`` of the task arrived;
 - intervention: an ``executed_action`` chunk with source "teleop" arrived and ``on_intervention`` is "end" (with
   "continue" its rows are only counted in ``intervention_steps``);
-- abort: the ``~/abort`` service (std_srvs/Trigger).
+- abort: the ``~/abort`` service (std_srvs/Trigger);
+- stalled: no reward of the episode came for ``stall_timeout_s`` (in lock-step one lost message stops the loop for
+  good; on a real arm a sensor or the policy died). The same task, split and seed run again, and the stalled
+  episode counts only among the ``terminations`` of the statistics.
 
 Then it publishes ``episode_event`` END (success, return, length, reason, intervention steps) and, with
 ``auto_run``, starts the next episode until ``num_episodes`` are done (0: no limit). Without ``auto_run`` each
@@ -70,6 +73,8 @@ class EpisodeManagerConfig:
     reset_timeout_s: float = field(default=10.0, metadata={
         "description": "give up on a reset_episode call after this long, and try again"})
     retry_interval_s: float = field(default=1.0, metadata={"description": "wait before retrying a failed reset"})
+    stall_timeout_s: float = field(default=30.0, metadata={
+        "description": "end an episode that gets no reward for this long (reason stalled) and run it again; 0: never"})
 
     def __post_init__(self) -> None:
         EpisodeSchedule(self.tasks, self.splits, self.max_steps, self.base_seed)  # raises ValueError if invalid
@@ -81,6 +86,8 @@ class EpisodeManagerConfig:
             raise ValueError(f"ready_settle_s must be >= 0, got {self.ready_settle_s}")
         if self.reset_timeout_s <= 0 or self.retry_interval_s < 0:
             raise ValueError("reset_timeout_s must be > 0 and retry_interval_s >= 0")
+        if self.stall_timeout_s < 0:
+            raise ValueError(f"stall_timeout_s must be >= 0 (0: never), got {self.stall_timeout_s}")
 
 
 class EpisodeManager(Node):
@@ -101,6 +108,8 @@ class EpisodeManager(Node):
         self._reset_sent_s = 0.0
         self._retry_at_s = 0.0
         self._ready_since_s: float | None = None
+        self._progress_s = 0.0
+        """When the running episode started or last got a reward (monotonic s)."""
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         events = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -122,8 +131,11 @@ class EpisodeManager(Node):
         return bool(self.config.num_episodes) and self._next_index >= self.config.num_episodes
 
     def _tick(self) -> None:
-        """Send the next reset when one is wanted, and collect its result."""
+        """Send the next reset when one is wanted, collect its result, and end a stalled episode."""
         now_s = time.monotonic()
+        stall_s = self.config.stall_timeout_s
+        if self.episode is not None and stall_s and now_s - self._progress_s > stall_s:
+            self._stall()
         if self._reset_future is not None:
             if self._reset_future.done():
                 self._on_reset_done()
@@ -171,6 +183,7 @@ class EpisodeManager(Node):
         seeded = EpisodeSpec(spec.index, spec.task, spec.split, response.seed, spec.max_steps)
         self.episode = RunningEpisode(response.episode_id, seeded, response.instruction,
                                       end_on_intervention=self.config.on_intervention == "end")
+        self._progress_s = time.monotonic()
         self._instruction_pub.publish(String(data=response.instruction))
         self._event_pub.publish(self._event(EpisodeEvent.START))
         self.get_logger().info(f"episode {response.episode_id} started: {spec.task}/{spec.split} seed {response.seed}, "
@@ -179,6 +192,7 @@ class EpisodeManager(Node):
     def _on_reward(self, msg: Reward) -> None:
         if self.episode is None or msg.episode_id != self.episode.episode_id:
             return
+        self._progress_s = time.monotonic()
         if self.episode.on_reward(msg.step, msg.reward, msg.success):
             self._end_episode()
 
@@ -190,6 +204,17 @@ class EpisodeManager(Node):
             return
         if self.episode.on_intervention(msg.horizon):
             self._end_episode()
+
+    def _stall(self) -> None:
+        assert self.episode is not None
+        spec = self.episode.spec
+        self.get_logger().warning(
+            f"episode {self.episode.episode_id} stalled: no reward for {self.config.stall_timeout_s} s after step "
+            f"{self.episode.steps} (a message lost in lock-step, or a node stopped); running "
+            f"{spec.task}/{spec.split} seed {spec.seed} again")
+        self.episode.stall()
+        self._next_index = spec.index
+        self._end_episode()
 
     def _end_episode(self) -> None:
         assert self.episode is not None

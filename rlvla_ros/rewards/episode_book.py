@@ -16,6 +16,8 @@ TERMINATION_SUCCESS = "success"
 TERMINATION_TIMEOUT = "timeout"
 TERMINATION_ABORT = "abort"
 TERMINATION_INTERVENTION = "intervention"
+TERMINATION_STALLED = "stalled"
+"""No reward came for too long (a lost message in lock-step, a dead sensor): not an outcome of the policy."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,11 @@ class RunningEpisode:
         """End the episode now (no-op once ended); returns "abort" or ""."""
         return "" if self.ended else self._end(TERMINATION_ABORT)
 
+    def stall(self) -> str:
+        """End the episode because the graph stopped producing rewards (no-op once ended); returns "stalled" or
+        ""."""
+        return "" if self.ended else self._end(TERMINATION_STALLED)
+
     def _end(self, reason: str) -> str:
         self.termination_reason = reason
         return reason
@@ -119,7 +126,8 @@ class _Counts:
 
 
 class SuccessStats:
-    """Success counts over finished episodes: overall, per task, per split, per (task, split), and why they ended."""
+    """Success counts over finished episodes: overall, per task, per split, per (task, split), and why they ended.
+    Stalled episodes say nothing about the policy: they count only among the terminations."""
 
     def __init__(self) -> None:
         self._total = _Counts()
@@ -129,13 +137,15 @@ class SuccessStats:
 
     def add(self, episode: RunningEpisode) -> None:
         """Count a finished episode."""
+        reason = episode.termination_reason or "unknown"
+        self._terminations[reason] = self._terminations.get(reason, 0) + 1
+        if reason == TERMINATION_STALLED:
+            return
         keys = {"by_task": episode.spec.task, "by_split": episode.spec.split,
                 "by_task_split": f"{episode.spec.task}/{episode.spec.split}"}
         for counts in [self._total, *(self._by_key[kind].setdefault(key, _Counts()) for kind, key in keys.items())]:
             counts.episodes += 1
             counts.successes += int(episode.success)
-        reason = episode.termination_reason or "unknown"
-        self._terminations[reason] = self._terminations.get(reason, 0) + 1
         self.intervention_steps += episode.intervention_steps
 
     def as_dict(self) -> dict:

@@ -4,7 +4,7 @@
 safety filter ran them, log-probs kept), ``reward`` and ``episode_event`` messages with the same join as recorded
 bags (:func:`rlvla_ros.data.bag_episodes.file_message` / :func:`tables_to_episode`) and releases an episode once its
 END event and every step's messages are in; an episode still missing messages ``episode_timeout_s`` after its END
-is dropped.
+is dropped, and so is one that ended ``stalled`` (the graph stopped: its end says nothing about the policy).
 
 :class:`GraphRolloutSource` subscribes those topics on the learner node. Each ``collect`` first publishes the
 current weights to the policy node (a checkpoint in ``sync_dir`` and a ``LoadCheckpoint`` call), forgets episodes
@@ -29,6 +29,7 @@ from rlvla_ros.data.bag_episodes import EpisodeTables, file_message, tables_to_e
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.policies import Policy
+from rlvla_ros.rewards.episode_book import TERMINATION_STALLED
 from rlvla_ros.training.rollouts import EpisodeSpec
 
 _END = 1
@@ -55,6 +56,10 @@ class EpisodeAssembler:
         with self._lock:
             tables = self._tables.setdefault(msg.episode_id, EpisodeTables())
             self._first_seen_s.setdefault(msg.episode_id, now_s)
+            if msgtype == EPISODE_EVENT and msg.event == _END and msg.termination_reason == TERMINATION_STALLED:
+                self.dropped += 1
+                self._forget(msg.episode_id)
+                return
             file_message(tables, msgtype, msg, self.camera, True, "graph")
             if msgtype == EPISODE_EVENT and msg.event == _END:
                 self._ended_s[msg.episode_id] = now_s

@@ -38,8 +38,11 @@ def test_episodes_run_and_a_fine_tune_reaches_the_running_policy(sim_graph, ros_
         lambda event: ends.append(event) if event.event == EpisodeEvent.END else None,
         QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL))
     probe.create_subscription(ActionChunk, f"/{NAMESPACE}/executed_action", executed.append, 10)
-    assert wait_for(lambda: len(ends) >= 2, timeout_s=120.0), sim_graph.log_tail()
-    assert all(event.termination_reason in ("success", "timeout") for event in ends)
+    # A lost message stalls lock-step; the episode manager then runs the episode again (at most once here).
+    finished = lambda: [event for event in ends if event.termination_reason != EpisodeEvent.TERMINATION_STALLED]
+    assert wait_for(lambda: len(finished()) >= 2, timeout_s=120.0), sim_graph.log_tail()
+    assert all(event.termination_reason in ("success", "timeout") for event in finished())
+    assert len(ends) - len(finished()) <= 1, sim_graph.log_tail()
     assert {chunk.policy_version for chunk in executed} == {0}
 
     bag, _ = record_expert_bag(tmp_path / "demos", ["lift"], num_demos=2, image_size=128)
@@ -56,6 +59,6 @@ def test_episodes_run_and_a_fine_tune_reaches_the_running_policy(sim_graph, ros_
 
     assert wait_for(lambda: any(chunk.policy_version >= 1 for chunk in executed), timeout_s=60.0), \
         sim_graph.log_tail()
-    ends_at_swap = len(ends)
-    assert wait_for(lambda: len(ends) >= ends_at_swap + 2, timeout_s=120.0), sim_graph.log_tail()
+    ends_at_swap = len(finished())
+    assert wait_for(lambda: len(finished()) >= ends_at_swap + 2, timeout_s=120.0), sim_graph.log_tail()
     assert executed[-1].policy_version >= 1

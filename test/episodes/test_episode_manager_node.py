@@ -149,6 +149,25 @@ def test_without_auto_run_episodes_start_on_request_and_failed_resets_are_retrie
     assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # no auto run
 
 
+def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, tasks=["lift", "push"], base_seed=3, stall_timeout_s=0.5)
+    rig.wait_events(1)
+    rig.reward("ep1", 0)
+    rig.reward("ep1", 1, success=True)
+    assert rig.wait_events(3)[2].episode_id == "ep2"
+    rig.reward("ep2", 0)  # then nothing: the graph stopped
+    stalled, again = rig.wait_events(5, timeout_s=5.0)[3:5]
+    assert (stalled.event, stalled.episode_id, stalled.termination_reason, stalled.length) == (
+        EpisodeEvent.END, "ep2", "stalled", 1)
+    assert (again.event, again.task, again.seed) == (EpisodeEvent.START, "push", 3)
+    assert rig.driver.requests[:3] == [("lift", "id", 3), ("push", "id", 3), ("push", "id", 3)]
+    rig.reward(again.episode_id, 0, success=True)
+    assert rig.wait_events(6)[5].termination_reason == "success"
+    stats = json.loads(rig.call("get_stats").message)
+    assert (stats["episodes"], stats["successes"]) == (2, 2)  # the stalled episode is not a failure of the policy
+    assert stats["terminations"]["stalled"] >= 1  # the next episodes get no rewards either: they stall in turn
+
+
 def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
     rig = Rig(ros_graph, wait_for, required_publishers=["reward", "action_chunk"])
     assert not wait_for(lambda: rig.driver.requests, 0.5)  # no policy yet

@@ -63,6 +63,15 @@ def test_assembler_waits_for_late_messages_then_drops_after_the_timeout():
     assert assembler.take(1, now_s=206.0) == [] and assembler.dropped == 1
 
 
+def test_assembler_drops_a_stalled_episode():
+    assembler = EpisodeAssembler()
+    *messages, (msgtype, end) = episode_messages("stuck", False)
+    end.termination_reason = EpisodeEvent.TERMINATION_STALLED
+    for msgtype, msg in [*messages, (msgtype, end)]:
+        assembler.add(msgtype, msg)
+    assert assembler.take(1) == [] and assembler.dropped == 1 and assembler.num_ready == 0
+
+
 def test_graph_source_syncs_weights_then_collects_only_new_episodes(ros_graph, wait_for, tmp_path):
     learner_node = ros_graph.node("learner")
     graph = ros_graph.node("fake_graph")

@@ -61,6 +61,20 @@ def test_abort_ends_once():
     assert running.termination_reason == "abort"
 
 
+def test_stalled_episodes_count_only_among_the_terminations():
+    stats = SuccessStats()
+    stalled = episode()
+    stalled.on_reward(0, 0.0, False)
+    assert stalled.stall() == "stalled" and stalled.stall() == "" and stalled.abort() == ""
+    finished = episode()
+    finished.on_reward(0, 1.0, True)
+    for running in (stalled, finished):
+        stats.add(running)
+    summary = stats.as_dict()
+    assert (summary["episodes"], summary["successes"], summary["success_rate"]) == (1, 1, 1.0)
+    assert summary["terminations"] == {"stalled": 1, "success": 1}
+
+
 def test_stats_count_success_rates_per_task_and_split():
     stats = SuccessStats()
     for task, split, success in [("lift", "id", True), ("lift", "id", False), ("push", "ood_color", True)]:
