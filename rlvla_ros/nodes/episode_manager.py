@@ -12,8 +12,9 @@ episode_id until the episode ends:
   "continue" its rows are only counted in ``intervention_steps``);
 - abort: the ``~/abort`` service (std_srvs/Trigger);
 - stalled: no reward of the episode came for ``stall_timeout_s`` (in lock-step one lost message stops the loop for
-  good; on a real arm a sensor or the policy died). The same task, split and seed run again, and the stalled
-  episode counts only among the ``terminations`` of the statistics.
+  good; on a real arm a sensor or the policy died). The same task, split and seed run again at once (also without
+  ``auto_run``: the episode asked for has not run yet), and the stalled episode counts only among the
+  ``terminations`` of the statistics.
 
 Then it publishes ``episode_event`` END (success, return, length, reason, intervention steps) and, with
 ``auto_run``, starts the next episode until ``num_episodes`` are done (0: no limit). Without ``auto_run`` each
@@ -215,6 +216,7 @@ class EpisodeManager(Node):
         self.episode.stall()
         self._next_index = spec.index
         self._end_episode()
+        self._start_wanted = True  # also without auto_run: the episode asked for has not run yet
 
     def _end_episode(self) -> None:
         assert self.episode is not None

@@ -168,6 +168,16 @@ def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(
     assert stats["terminations"]["stalled"] >= 1  # the next episodes get no rewards either: they stall in turn
 
 
+def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, auto_run=False, stall_timeout_s=0.5)
+    assert rig.call("start_episode").success
+    stalled, again = rig.wait_events(3, timeout_s=5.0)[1:3]
+    assert (stalled.termination_reason, again.event, again.seed) == ("stalled", EpisodeEvent.START, 0)
+    rig.reward(again.episode_id, 0, success=True)
+    assert rig.wait_events(4)[3].termination_reason == "success"
+    assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # then nothing more without a request
+
+
 def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
     rig = Rig(ros_graph, wait_for, required_publishers=["reward", "action_chunk"])
     assert not wait_for(lambda: rig.driver.requests, 0.5)  # no policy yet
