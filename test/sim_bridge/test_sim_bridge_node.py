@@ -322,20 +322,21 @@ def test_realtime_mode_runs_physics_at_wall_clock_speed_and_tracks_trajectories_
     target = HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0]
     start = len(r["joint_states"])
     r.arm.publish(trajectory(target, times_s=[1.0]))
-    wall_start = time.monotonic()
-    time.sleep(1.5)
+    assert wait_for(lambda: abs(arm_positions(r["joint_states"][-1])[0] - target[0]) < 0.02, 5.0)
     states = r["joint_states"][start:]
-    wall_s = time.monotonic() - wall_start
     stamps = np.array([stamp_ns(s) for s in states])
     # One control period per set; a late tick runs the periods it missed, so simulated time keeps up with the wall.
     assert np.all(np.diff(stamps) > 0) and np.all(np.diff(stamps) % (PERIOD_NS // 2) == 0)
     assert abs(stamps[-1] - time.time_ns()) < 0.25e9
-    assert 0.5 * wall_s / 0.05 <= len(states) <= wall_s / 0.05 + 2
+    assert len(states) <= (stamps[-1] - stamps[0]) / (PERIOD_NS // 2) + 1  # never more sets than periods
+    # The trajectory starts when it arrives and lasts 1 s of simulated time, interpolated linearly.
     yaw = np.array([arm_positions(s)[0] for s in states])
-    elapsed = (stamps - stamps[0]) / 1e9
+    onset = int(np.argmax(yaw > HOME_ARM_Q[0] + 1e-4))
+    elapsed = (stamps - stamps[onset]) / 1e9
     moving = yaw[(elapsed > 0.3) & (elapsed < 0.7)]
-    assert np.all(np.diff(moving) > 0) and 0.05 < moving.mean() - HOME_ARM_Q[0] < 0.35
-    assert yaw[-1] == pytest.approx(target[0], abs=0.02)
+    assert len(moving) >= 2 and np.all(np.diff(moving) > 0) and 0.05 < moving.mean() - HOME_ARM_Q[0] < 0.35
+    arrival = int(np.argmax(np.abs(yaw - target[0]) < 0.02))
+    assert 0.85 < elapsed[arrival] < 1.2  # at the target 1 s of simulated time after the onset
 
 
 def expert_step(twin: TabletopEnv) -> tuple[np.ndarray, float]:
