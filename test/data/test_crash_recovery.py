@@ -23,6 +23,8 @@ WRITER_SCRIPT = textwrap.dedent(
 
     root, flushed, pending = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # KeyboardInterrupt on SIGINT also when started from a background job, which inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     store = make_typestore()
     data = store.serialize_cdr(store.types["std_msgs/msg/Float64"](data=1.5), "std_msgs/msg/Float64")
     with BagWriter(root, flush_interval_s=3600.0) as writer:
