@@ -283,17 +283,19 @@ def test_a_command_sent_before_a_reset_does_not_step_the_new_episode(rig, ros_gr
     # The previous episode's command is in flight when the reset is handled: the bridge is not spun while it
     # arrives, then handles the reset before it.
     ros_graph.executor.remove_node(r.bridge)
+    time.sleep(0.3)  # the spinning executor drops the node from its wait set when it next wakes
+    sets_before = len(r["sim/success"])
     r.arm.publish(trajectory(HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0]))
     r.gripper.publish(Float64MultiArray(data=[0.0]))
     time.sleep(0.3)
-    sets_before = len(r["sim/success"])
+    assert len(r["sim/success"]) == sets_before  # not handled yet: the bridge is not spun
     response = r.bridge._on_reset(ResetEpisode.Request(seed=5), ResetEpisode.Response())
     assert response.success
     ros_graph.executor.add_node(r.bridge)
     r._wait_sensor_set({topic: sets_before for topic in SENSOR_SET})
     r.quiet(0.5)
     assert len(r["sim/success"]) == sets_before + 1  # the reset's own set, and no step by the stale commands
-    assert any(log.name == "sim_bridge" and log.msg.startswith("dropped a ") for log in logs)
+    assert r.wait_for(lambda: any(log.name == "sim_bridge" and log.msg.startswith("dropped a ") for log in logs), 3.0)
     state = r["joint_states"][-1]
     np.testing.assert_allclose(arm_positions(state), HOME_ARM_Q, atol=0.01)
     assert gripper_opening(state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
