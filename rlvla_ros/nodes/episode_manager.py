@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
 from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.srv import ResetEpisode
 
@@ -111,12 +111,8 @@ class EpisodeManager(Node):
         self._ready_since_s: float | None = None
         self._progress_s = 0.0
         """When the running episode started or last got a reward (monotonic s)."""
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        events = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
-                            durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._instruction_pub = self.create_publisher(String, "instruction", latched)
-        self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", events)
+        self._instruction_pub = self.create_publisher(String, "instruction", INSTRUCTION_QOS)
+        self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
         self.create_subscription(Reward, "reward", self._on_reward, 100)
         self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100)

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
@@ -47,17 +47,12 @@ from rlvla_ros.ros.observation_assembly import (
 )
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 
 TRANSPORTS = ("raw", "compressed")
-INSTRUCTION_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-"""The episode manager latches the instruction: a perception node started later still gets it."""
-EPISODE_EVENT_QOS = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                               reliability=ReliabilityPolicy.RELIABLE)
-"""As the episode manager publishes them: a perception node started mid-episode gets that episode's START."""
 RELIABLE_CAMERA_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
 """Only the newest image counts: a short queue keeps a slow node from working through a backlog."""
 

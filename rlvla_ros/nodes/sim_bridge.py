@@ -61,8 +61,8 @@ from std_msgs.msg import Bool, Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
-from rlvla_ros.nodes.perception import EPISODE_EVENT_QOS
 from rlvla_ros.ros.images import rgb_to_image
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.sim.driver import SimDriver

@@ -53,15 +53,16 @@ class EpisodeAssembler:
     def add(self, msgtype: str, msg: Any, now_s: float | None = None) -> None:
         """File one message (``msgtype`` is the ROS type name, e.g. ``rlvla_ros/msg/Observation``)."""
         now_s = time.monotonic() if now_s is None else now_s
+        ended = msgtype == EPISODE_EVENT and msg.event == _END
         with self._lock:
-            tables = self._tables.setdefault(msg.episode_id, EpisodeTables())
-            self._first_seen_s.setdefault(msg.episode_id, now_s)
-            if msgtype == EPISODE_EVENT and msg.event == _END and msg.termination_reason == TERMINATION_STALLED:
+            if ended and msg.termination_reason == TERMINATION_STALLED:
                 self.dropped += 1
                 self._forget(msg.episode_id)
                 return
+            tables = self._tables.setdefault(msg.episode_id, EpisodeTables())
+            self._first_seen_s.setdefault(msg.episode_id, now_s)
             file_message(tables, msgtype, msg, self.camera, True, "graph")
-            if msgtype == EPISODE_EVENT and msg.event == _END:
+            if ended:
                 self._ended_s[msg.episode_id] = now_s
             self._release(now_s)
 

@@ -15,7 +15,8 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from rlvla_ros.msg import EpisodeEvent, Observation
-from rlvla_ros.nodes.perception import EPISODE_EVENT_QOS, Perception, PerceptionConfig
+from rlvla_ros.nodes.perception import Perception, PerceptionConfig
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.sim.tabletop_sim import JOINT_NAMES, PROPRIOCEPTION_NAMES
 

@@ -11,7 +11,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header, String
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
-from rlvla_ros.nodes.perception import EPISODE_EVENT_QOS, Perception
+from rlvla_ros.nodes.perception import Perception
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.nodes.policy import PolicyNode
 from rlvla_ros.policies import TokenVla, TokenVlaConfig
 from rlvla_ros.ros.images import rgb_to_image

@@ -4,7 +4,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
-from rlvla_ros.nodes.perception import EPISODE_EVENT_QOS
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.nodes.sim_bridge import SimBridge
 from rlvla_ros.srv import ResetEpisode
