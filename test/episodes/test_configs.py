@@ -31,3 +31,8 @@ def test_parameter_file_matches_the_node_config(name, config_type):
 def test_episode_manager_time_limits_are_the_simulator_task_limits():
     values = parameters("episode_manager")
     assert values["max_steps"] == [TASKS[task].max_steps for task in values["tasks"]]
+
+
+def test_episode_manager_refuses_a_negative_stall_timeout():
+    with pytest.raises(ValueError, match="stall_timeout_s must be >= 0"):
+        EpisodeManagerConfig(stall_timeout_s=-1.0)
