@@ -56,9 +56,9 @@ class BagWriter:
     the last ~`flush_interval_s` or 1 MiB of data, which `recover_bag` restores up to. A clean `close()` writes the
     MCAP summary and `metadata.yaml`; without them the bag must be recovered.
 
-    With `episodes_per_bag > 0` the writer decodes the (tiny) `rlvla_ros/msg/EpisodeEvent` messages it is given
-    and starts a new bag at the first START after `episodes_per_bag` END events, so late messages of the last
-    episode still land in the same bag as the rest of it.
+    The writer decodes the (tiny) `rlvla_ros/msg/EpisodeEvent` messages it is given and counts their ENDs in
+    `episode_ends`. With `episodes_per_bag > 0` it starts a new bag at the first START after `episodes_per_bag` END
+    events, so late messages of the last episode still land in the same bag as the rest of it.
     """
 
     def __init__(
@@ -91,6 +91,8 @@ class BagWriter:
         self._last_flush_s = time.monotonic()
         self.message_count = 0
         """Messages written over all bags."""
+        self.episode_ends = 0
+        """Episode END events written over all bags."""
 
     @property
     def current_path(self) -> Path | None:
@@ -122,7 +124,7 @@ class BagWriter:
         spec = self._topics.get(topic)
         if spec is None:
             raise ValueError(f"topic {topic} was not added; call add_topic first")
-        if spec.msgtype == EPISODE_EVENT and self.episodes_per_bag:
+        if spec.msgtype == EPISODE_EVENT:
             self._count_episode_event(data)
         if self._writer is None:
             self._open()
@@ -177,10 +179,11 @@ class BagWriter:
 
     def _count_episode_event(self, data: bytes | memoryview) -> None:
         event = self.typestore.deserialize_cdr(bytes(data), EPISODE_EVENT)
-        if event.event == event.START and self._ends_in_bag >= self.episodes_per_bag:
+        if event.event == event.START and self.episodes_per_bag and self._ends_in_bag >= self.episodes_per_bag:
             self.split()
         elif event.event == event.END:
             self._ends_in_bag += 1
+            self.episode_ends += 1
 
     def _open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

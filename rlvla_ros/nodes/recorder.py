@@ -9,14 +9,17 @@ if all are, to get latched data such as ``instruction``). Messages are stamped w
 by a background thread; the bag is flushed to the OS every ``flush_interval_s``, so a hard kill loses at most that
 much (``rlvla dataset recover`` restores the rest), and SIGINT/SIGTERM finish the bag cleanly.
 
-Services: ``~/start_recording`` (rlvla_ros/srv/StartRecording; empty fields take the parameters) and
-``~/stop_recording`` (rlvla_ros/srv/StopRecording). Refused with ``success=false`` and a reason: starting while
+Services: ``~/start_recording`` (rlvla_ros/srv/StartRecording; empty fields take the parameters),
+``~/stop_recording`` (rlvla_ros/srv/StopRecording) and ``~/get_status`` (std_srvs/Trigger; the message is the
+session's progress as JSON: bags, topics recorded and still pending, messages written, queued and dropped, and the
+episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused with ``success=false`` and a reason: starting while
 recording, an output folder that cannot be created or written, an invalid topic name, ``episodes_per_bag`` without
 an ``episode_event`` topic, and stopping while not recording.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from typing import Any
 
 from rclpy.node import Node
 from rclpy.subscription import Subscription
+from std_srvs.srv import Trigger
 
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
@@ -81,6 +85,7 @@ class Recorder(Node):
         """Messages the writer queue dropped, over all sessions."""
         self.create_service(StartRecording, "~/start_recording", self._on_start)
         self.create_service(StopRecording, "~/stop_recording", self._on_stop)
+        self.create_service(Trigger, "~/get_status", self._on_status)
         self.create_timer(self.config.discovery_period_s, self._discover)
         self.create_timer(self.config.flush_interval_s, self._flush)
         if self.config.autostart:
@@ -146,6 +151,16 @@ class Recorder(Node):
                                f"{writer.dropped} dropped")
         return paths, writer.writer.message_count, writer.dropped
 
+    def status(self) -> dict:
+        """Progress of the open session (``{"recording": false}`` when none is)."""
+        writer = self._writer
+        if writer is None:
+            return {"recording": False}
+        return {"recording": True, "session_dir": str(self._session_dir),
+                "bags": [str(p) for p in writer.writer.bag_paths], "topics": sorted(self._recorded_subscriptions),
+                "pending_topics": sorted(self._pending), "messages": writer.writer.message_count,
+                "queued": writer.queued, "dropped": writer.dropped, "episode_ends": writer.writer.episode_ends}
+
     def _discover(self) -> None:
         """Subscribe every pending topic that has publishers now."""
         if self._writer is None:
@@ -203,6 +218,11 @@ class Recorder(Node):
         response.bag_paths = paths
         response.message_count = count
         response.message = f"{count} messages in {len(paths)} bag(s), {dropped} dropped"
+        return response
+
+
+    def _on_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = True, json.dumps(self.status(), sort_keys=True)
         return response
 
 

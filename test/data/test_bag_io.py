@@ -9,7 +9,7 @@ import yaml
 from mcap.reader import make_reader
 from rosbags.highlevel import AnyReader
 
-from rlvla_ros.data import BagWriter, make_qos, make_typestore
+from rlvla_ros.data import BagWriter, make_qos, make_typestore, write_episode
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 
 
@@ -73,6 +73,16 @@ def test_metadata_yaml_lists_topics_counts_and_offered_qos(tmp_path):
     (qos,) = topic["topic_metadata"]["offered_qos_profiles"]
     assert qos["depth"] == 7 and qos["reliability"] == "best_effort"
     assert metadata["duration"]["nanoseconds"] == 11 * 10**8
+
+
+def test_writer_counts_the_episode_ends_it_writes_with_or_without_splitting(tmp_path, episodes):
+    for episodes_per_bag in (0, 2):
+        with BagWriter(tmp_path / str(episodes_per_bag), episodes_per_bag=episodes_per_bag) as writer:
+            ends = []
+            for episode in episodes:
+                write_episode(writer, episode, start_time_ns=1_700_000_000 * 10**9, period_s=0.1)
+                ends.append(writer.episode_ends)
+        assert ends == list(range(1, len(episodes) + 1))
 
 
 def test_writer_splits_a_new_bag_every_n_episodes(record_bags, episodes):

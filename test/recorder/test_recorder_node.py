@@ -1,6 +1,7 @@
 """The recorder node in-process: every published image of the recorded window lands in a bag that opens with
 rosbags and the mcap library; QoS matching; bags per episodes; refused service requests."""
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from mcap.reader import make_reader
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import Trigger
 
 from rlvla_ros.data import open_bag
 from rlvla_ros.msg import EpisodeEvent
@@ -31,8 +33,9 @@ class Rig:
         self.test = ros_graph.node("recorder_test")
         self.start_client = self.test.create_client(StartRecording, "recorder/start_recording")
         self.stop_client = self.test.create_client(StopRecording, "recorder/stop_recording")
-        assert self.start_client.wait_for_service(timeout_sec=10.0)
-        assert self.stop_client.wait_for_service(timeout_sec=10.0)
+        self.status_client = self.test.create_client(Trigger, "recorder/get_status")
+        for client in (self.start_client, self.stop_client, self.status_client):
+            assert client.wait_for_service(timeout_sec=10.0)
 
     def call(self, client, request):
         future = client.call_async(request)
@@ -44,6 +47,11 @@ class Rig:
 
     def stop(self) -> StopRecording.Response:
         return self.call(self.stop_client, StopRecording.Request())
+
+    def status(self) -> dict:
+        response = self.call(self.status_client, Trigger.Request())
+        assert response.success
+        return json.loads(response.message)
 
     def wait_subscribed(self, *publishers) -> None:
         assert self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 10.0)
@@ -123,6 +131,25 @@ def test_a_new_bag_starts_every_n_episodes(ros_graph, wait_for, tmp_path):
         messages = read_topics(Path(bag))
         assert [e.episode_id for e in messages["/episode_event"]] == [episode, episode]
         assert [j.name[0] for j in messages["/joint_states"]] == [episode] * 3
+
+
+def test_status_reports_the_session_and_the_episode_ends_written_so_far(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    assert rig.status() == {"recording": False}
+    events = rig.test.create_publisher(EpisodeEvent, "episode_event", 10)
+    response = rig.start(topics=["episode_event", "joint_states"])
+    assert response.success, response.message
+    rig.wait_subscribed(events)
+    status = rig.status()
+    assert status["bags"] == [] and status["topics"] == ["/episode_event"] and status["pending_topics"] == [
+        "/joint_states"]  # nobody publishes joint_states
+    events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id="e1"))
+    events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="e1"))
+    assert wait_for(lambda: rig.status()["episode_ends"] == 1, 10.0)
+    status = rig.status()
+    assert status["messages"] == 2 and status["dropped"] == 0 and status["bags"] == [response.bag_path]
+    assert rig.stop().bag_paths == [response.bag_path]
+    assert rig.status() == {"recording": False}
 
 
 def test_bad_requests_get_success_false_with_a_reason(ros_graph, wait_for, tmp_path):

@@ -327,9 +327,10 @@ def test_realtime_mode_runs_physics_at_wall_clock_speed_and_tracks_trajectories_
     assert wait_for(lambda: abs(arm_positions(r["joint_states"][-1])[0] - target[0]) < 0.02, 5.0)
     states = r["joint_states"][start:]
     stamps = np.array([stamp_ns(s) for s in states])
-    # One control period per set; a late tick runs the periods it missed, so simulated time keeps up with the wall.
+    # One control period per set; a late tick runs the periods it missed, so simulated time catches up with the
+    # wall (a loaded machine may hold it back for a while, never for good).
     assert np.all(np.diff(stamps) > 0) and np.all(np.diff(stamps) % (PERIOD_NS // 2) == 0)
-    assert abs(stamps[-1] - time.time_ns()) < 0.25e9
+    assert wait_for(lambda: abs(stamp_ns(r["joint_states"][-1]) - time.time_ns()) < 0.25e9, 5.0)
     assert len(states) <= (stamps[-1] - stamps[0]) / (PERIOD_NS // 2) + 1  # never more sets than periods
     # The trajectory starts when it arrives and lasts 1 s of simulated time, interpolated linearly.
     yaw = np.array([arm_positions(s)[0] for s in states])
