@@ -22,7 +22,7 @@ def test_quick_demo_runs_every_stage_and_ends_with_the_results_as_json(tmp_path)
     for row in table.values():
         assert set(row) == {"id", "ood", "episodes"} and 0.0 <= row["id"] <= 1.0 and row["episodes"] == 2
     for stage in ("record expert demonstrations through the graph", "behaviour cloning through the learner service",
-                  "online RL (grpo) through the learner service", "evaluate RL with test-time steering"):
+                  "online RL (ppo) through the learner service", "evaluate RL with test-time steering"):
         assert f"[demo] {stage}: done" in result.stdout
 
     # The expert's demonstrations went through the graph into a bag a standard reader opens.
@@ -30,7 +30,7 @@ def test_quick_demo_runs_every_stage_and_ends_with_the_results_as_json(tmp_path)
     assert info["episodes"] == 2 and info["successes"] == 2
     # The BC policy's own episode on the graph was recorded too.
     assert dataset_info(next((out / "bags" / "policy").iterdir()))["episodes"] == 1
-    for curve in ("bc", "grpo", "value"):
+    for curve in ("bc", "ppo", "value"):
         assert (out / f"{curve}_learning_curve.png").stat().st_size > 1000
     results = json.loads((out / "results.json").read_text())
     assert results["graph_bc_episodes"]["episodes"] == 1
