@@ -321,16 +321,18 @@ class _GraphClient:
         return {"episodes": count, "successes": successes, "success_rate": round(successes / max(count, 1), 3)}
 
     def stop_recording(self, timeout_s: float = 60.0) -> list[str]:
-        """Close the recorder's bags once they hold the END of every episode the manager has ended (the recorder
-        may still be working through the last messages); returns their paths."""
+        """Close the recorder's bags once they hold the END of every episode the manager has ended (the recorder,
+        recording since the graph came up, may still be working through the last messages); returns their paths."""
         from rlvla_ros.srv import StopRecording
 
         ended = sum(self.episode_stats()["terminations"].values())
         deadline = time.monotonic() + timeout_s
-        while (recorded := json.loads(self._trigger("recorder/get_status")).get("episode_ends", 0)) < ended:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the recorder wrote {recorded} of {ended} episode ENDs in {timeout_s} s\n"
-                                   f"{self.launch.log_tail()}")
+        while (status := json.loads(self._trigger("recorder/get_status")))["recording"] and (
+                status["episode_ends"] < ended):
+            if not self.launch.running() or time.monotonic() > deadline:
+                cause = "the graph stopped" if not self.launch.running() else f"{timeout_s} s had passed"
+                raise RuntimeError(f"the recorder had written {status['episode_ends']} of {ended} episode ENDs when "
+                                   f"{cause}\n{self.launch.log_tail()}")
             time.sleep(0.2)
         response = self.commander.call(StopRecording, f"{self.namespace}/recorder/stop_recording",
                                        StopRecording.Request(), 60.0)

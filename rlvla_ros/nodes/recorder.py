@@ -12,9 +12,9 @@ much (``rlvla dataset recover`` restores the rest), and SIGINT/SIGTERM finish th
 Services: ``~/start_recording`` (rlvla_ros/srv/StartRecording; empty fields take the parameters),
 ``~/stop_recording`` (rlvla_ros/srv/StopRecording) and ``~/get_status`` (std_srvs/Trigger; the message is the
 session's progress as JSON: bags, topics recorded and still pending, messages written, queued and dropped, and the
-episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused with ``success=false`` and a reason: starting while
-recording, an output folder that cannot be created or written, an invalid topic name, ``episodes_per_bag`` without
-an ``episode_event`` topic, and stopping while not recording.
+episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused
+with ``success=false`` and a reason: starting while recording, an output folder that cannot be created or written,
+an invalid topic name, ``episodes_per_bag`` without an ``episode_event`` topic, and stopping while not recording.
 """
 
 from __future__ import annotations
@@ -219,7 +219,6 @@ class Recorder(Node):
         response.message_count = count
         response.message = f"{count} messages in {len(paths)} bag(s), {dropped} dropped"
         return response
-
 
     def _on_status(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = True, json.dumps(self.status(), sort_keys=True)
