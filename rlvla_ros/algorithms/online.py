@@ -126,11 +126,21 @@ class OnlineTrainer(Trainer):
         return specs
 
     def evaluate(self, policy: Policy, context: JobContext, rollouts: SimRollouts) -> tuple[float, dict[str, float]]:
-        """Score (mean success on the first eval split) and per task/split success metrics."""
+        """Score (mean success on the first eval split) and per task/split success metrics.
+
+        Under torchrun every rank runs its share of the validation seeds and the success counts are summed."""
         config: OnlineConfig = context.config  # type: ignore[assignment]
-        seeds = range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes)
-        results = evaluate(policy, config.tasks, config.eval_splits, seeds, rollouts=rollouts)
-        metrics = {f"eval/{task}/{split}": rate for task, by_split in results.items() for split, rate in by_split.items()}
+        all_seeds = range(VALIDATION_SEED_START, VALIDATION_SEED_START + config.eval_episodes)
+        seeds = list(all_seeds)[distributed.rank() :: distributed.world_size()]
+        local = evaluate(policy, config.tasks, config.eval_splits, seeds, rollouts=rollouts) if seeds else {}
+        # Means over ranks of success counts and episode counts: their ratio is the success rate over all seeds.
+        counts = distributed.all_mean({
+            f"eval/{task}/{split}": local[task][split] * len(seeds) if seeds else 0.0
+            for task in config.tasks for split in config.eval_splits
+        } | {"episodes": float(len(seeds))})
+        episodes = counts.pop("episodes")
+        metrics = {name: count / episodes for name, count in counts.items()}
+        results = {task: {split: metrics[f"eval/{task}/{split}"] for split in config.eval_splits} for task in config.tasks}
         for split in config.eval_splits:
             metrics[f"eval/{split}"] = mean_over_tasks(results, [split])
         return metrics[f"eval/{config.eval_splits[0]}"], metrics
@@ -141,45 +151,45 @@ class OnlineTrainer(Trainer):
         if config.freeze_encoder and hasattr(policy, "freeze_encoder"):
             policy.freeze_encoder()
         distributed.broadcast_parameters(policy)
-        # Ranks draw different training seeds; evaluation runs on rank 0 only.
+        # Ranks draw different training seeds and share the validation seeds; rank 0 alone writes files.
         context.rng = np.random.default_rng([config.seed, distributed.rank()])
         source = context.rollout_source or SimRolloutSource(
             config.num_envs, policy.config.image_size
         )
-        eval_rollouts = SimRollouts(config.num_envs, policy.config.image_size) if distributed.rank() == 0 else None
+        eval_rollouts = SimRollouts(config.num_envs, policy.config.image_size)
         start_s = time.monotonic()
         metrics: dict[str, float] = {}
         try:
-            if eval_rollouts is not None:
-                score, evaluated = self.evaluate(policy, context, eval_rollouts)
-                context.log(0, evaluated)
-                context.save_checkpoint(policy, 0, evaluated, score=score)
+            score, evaluated = self.evaluate(policy, context, eval_rollouts)
+            context.log(0, evaluated)
+            context.save_checkpoint(policy, 0, evaluated, score=score)
             iteration = 0
-            while iteration < context.steps and not context.should_stop():
-                if config.time_budget_s > 0 and time.monotonic() - start_s >= config.time_budget_s:
+            while iteration < context.steps:
+                over_budget = config.time_budget_s > 0 and time.monotonic() - start_s >= config.time_budget_s
+                # Every rank stops at the same iteration (their clocks and stop requests may differ).
+                if distributed.agree_max(int(over_budget or context.should_stop())):
                     break
                 iteration += 1
                 metrics = distributed.all_mean(self.iterate(policy, source, context))
                 metrics["time_s"] = time.monotonic() - start_s
-                if iteration % config.eval_interval == 0 and iteration < context.steps and eval_rollouts is not None:
+                if iteration % config.eval_interval == 0 and iteration < context.steps:
                     score, evaluated = self.evaluate(policy, context, eval_rollouts)
                     metrics.update(evaluated)
                     context.log(iteration, metrics)
                     context.save_checkpoint(policy, iteration, metrics, score=score)
                 else:
                     context.log(iteration, metrics)
-            if context.should_stop():
+            if distributed.agree_max(int(context.should_stop())):
                 # Stop promptly: keep the current weights as latest, without the final evaluation.
                 context.save_checkpoint(policy, iteration, metrics)
-            elif eval_rollouts is not None and iteration > 0:
+            elif iteration > 0:
                 score, evaluated = self.evaluate(policy, context, eval_rollouts)
                 metrics.update(evaluated)
                 context.log(iteration, evaluated)
                 context.save_checkpoint(policy, iteration, metrics, score=score)
         finally:
             source.close()
-            if eval_rollouts is not None:
-                eval_rollouts.close()
+            eval_rollouts.close()
         return metrics
 
 

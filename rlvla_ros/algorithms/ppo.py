@@ -43,6 +43,9 @@ class PpoConfig(OnlineConfig):
     """Entropy bonus weight."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+    critic_warmup_iterations: int = 0
+    """First iterations that fit only the value head (the policy is unchanged), so that the first policy updates
+    see advantages from a fitted critic rather than a random one (the critic warmup of VLA-RL)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +53,8 @@ class PpoConfig(OnlineConfig):
             raise ValueError(f"episodes_per_iteration must be >= 1, got {self.episodes_per_iteration}")
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.gae_lambda <= 1.0):
             raise ValueError("gamma and gae_lambda must be in [0, 1]")
+        if self.critic_warmup_iterations < 0:
+            raise ValueError(f"critic_warmup_iterations must be >= 0, got {self.critic_warmup_iterations}")
 
 
 def gae(
@@ -82,6 +87,7 @@ class PpoTrainer(OnlineTrainer):
 
     def __init__(self) -> None:
         self.optimizer: torch.optim.Optimizer | None = None
+        self.iterations = 0
 
     def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
         config: PpoConfig = context.config  # type: ignore[assignment]
@@ -93,15 +99,23 @@ class PpoTrainer(OnlineTrainer):
             self.optimizer = torch.optim.Adam(
                 [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, eps=1e-5
             )
-        metrics = self.update(policy, episodes, config, context.rng)
+        self.iterations += 1
+        train_policy = self.iterations > config.critic_warmup_iterations
+        metrics = self.update(policy, episodes, config, context.rng, train_policy=train_policy)
         metrics["rollout/success_rate"] = float(episode_successes(episodes).mean())
         metrics["rollout/episode_length"] = float(np.mean([len(e) for e in episodes]))
         return metrics
 
     def update(
-        self, policy: Policy, episodes: Sequence[EpisodeRecord], config: PpoConfig, rng: np.random.Generator
+        self,
+        policy: Policy,
+        episodes: Sequence[EpisodeRecord],
+        config: PpoConfig,
+        rng: np.random.Generator,
+        train_policy: bool = True,
     ) -> dict[str, float]:
-        """PPO epochs over the decisions of ``episodes``, minibatches drawn with ``rng``."""
+        """PPO epochs over the decisions of ``episodes``, minibatches drawn with ``rng``; with ``train_policy``
+        false only the value loss is optimised (critic warmup)."""
         assert self.optimizer is not None
         segments = chunk_segments(episodes, policy.chunk_size)
         inputs = PolicyInputs(policy, segment_observations(episodes, segments))
@@ -125,7 +139,9 @@ class PpoTrainer(OnlineTrainer):
                 v_loss = 0.5 * ((inputs.value(index) - ret_t[index]) ** 2).mean()
                 rows = mask[index].float()
                 entropy_mean = (entropy * rows).sum() / rows.sum().clamp(min=1.0)
-                loss = pg_loss - config.ent_coef * entropy_mean + config.vf_coef * v_loss
+                loss = config.vf_coef * v_loss
+                if train_policy:
+                    loss = loss + pg_loss - config.ent_coef * entropy_mean
                 grad_norm = distributed.optimizer_step(policy, self.optimizer, loss, config.max_grad_norm)
                 step_stats = {"policy_loss": pg_loss.item(), "value_loss": v_loss.item(),
                               "entropy": entropy_mean.item(), "grad_norm": grad_norm, **diag}
@@ -134,4 +150,5 @@ class PpoTrainer(OnlineTrainer):
         metrics = {name: float(np.mean(values)) for name, values in stats.items()}
         metrics["explained_variance"] = explained_variance(values, returns)
         metrics["decisions"] = float(len(inputs))
+        metrics["policy_updated"] = float(train_policy)
         return metrics

@@ -19,14 +19,18 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from rlvla_ros.algorithms.base import METRICS_NAME
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
 from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
@@ -75,8 +79,15 @@ class ExperimentConfig:
     """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
     num_envs: int = 16
     """Simulated environments stepped together."""
+    rl_processes: int = 1
+    """Processes of the online RL job: above 1 it runs data-parallel under torchrun, each process collecting its
+    own ``episodes_per_iteration`` rollouts on its own core."""
     seed: int = 0
     """Seed of BC and RL."""
+
+    def __post_init__(self) -> None:
+        if self.rl_processes < 1:
+            raise ValueError(f"rl_processes must be >= 1, got {self.rl_processes}")
 
 
 def scripted_episode(
@@ -166,24 +177,24 @@ def run_experiment(config: ExperimentConfig) -> dict:
         "seed": config.seed, "tasks": config.tasks, "init_checkpoint": str(bc_checkpoint.resolve()),
         "time_budget_s": config.rl_budget_s, "num_envs": config.num_envs, **config.rl_overrides,
     }
-    rl_trainer, rl_context = prepare_job(
-        JobRequest(config.algorithm, [], 10**6, _overrides_yaml(rl_overrides)), _fresh(work / config.algorithm)
+    rl_dir = _fresh(work / config.algorithm)
+    rl_config, rl_history, rl_metrics = _run_online_job(
+        JobRequest(config.algorithm, [], 10**6, _overrides_yaml(rl_overrides)), rl_dir, config.rl_processes
     )
-    rl_metrics = run_job(rl_trainer, rl_context)
     timings["rl_s"] = time.monotonic() - t0
-    rl_checkpoint = rl_context.output_dir / "best"
+    rl_checkpoint = rl_dir / "best"
 
     t0 = time.monotonic()
     after = _evaluate(rl_checkpoint, config, seeds)
     timings["eval_rl_s"] = time.monotonic() - t0
 
-    iterations = rl_context.history.get("rollout/success_rate", [])
-    elapsed_s = dict(rl_context.history.get("time_s", []))
-    first_split = rl_context.config.eval_splits[0]
+    iterations = rl_history.get("rollout/success_rate", [])
+    elapsed_s = dict(rl_history.get("time_s", []))
+    first_split = rl_config.eval_splits[0]
     # The periodic evaluation against wall-clock time: what shorter budgets (e.g. the demo's) would have reached.
     eval_curve = [
         {"iteration": step, "time_s": elapsed_s.get(step, 0.0), f"success_{first_split}": value}
-        for step, value in rl_context.history.get(f"eval/{first_split}", [])
+        for step, value in rl_history.get(f"eval/{first_split}", [])
     ]
     results = {
         "config": asdict(config),
@@ -199,10 +210,11 @@ def run_experiment(config: ExperimentConfig) -> dict:
             "success": after,
             "final_metrics": rl_metrics,
             "iterations": len(iterations),
-            "training_episodes": _training_episodes(rl_context.config, len(iterations)),
+            "processes": config.rl_processes,
+            "training_episodes": _training_episodes(rl_config, len(iterations), config.rl_processes),
             "best_checkpoint": str(rl_checkpoint.resolve()),
             "best_eval_step": json.loads((rl_checkpoint / "trainer_state.json").read_text())["step"],
-            "periodic_eval": {"episodes": rl_context.config.eval_episodes, "curve": eval_curve},
+            "periodic_eval": {"episodes": rl_config.eval_episodes, "curve": eval_curve},
         },
         "improvement_points": {
             task: {split: 100.0 * (after[task][split] - before[task][split]) for split in config.eval_splits}
@@ -213,9 +225,9 @@ def run_experiment(config: ExperimentConfig) -> dict:
     }
     _write_json(out / "results.json", results)
     shutil.copy(bc_context.output_dir / "learning_curve.png", out / "bc_learning_curve.png")
-    shutil.copy(rl_context.output_dir / "learning_curve.png", out / f"{config.algorithm}_learning_curve.png")
+    shutil.copy(rl_dir / "learning_curve.png", out / f"{config.algorithm}_learning_curve.png")
     plot_learning_curves(
-        {k: v for k, v in rl_context.history.items() if k.startswith(("eval/", "rollout/success"))},
+        {k: v for k, v in rl_history.items() if k.startswith(("eval/", "rollout/success"))},
         out / f"{config.algorithm}_success_curve.png",
         title=f"{config.algorithm} from BC: success rates",
     )
@@ -223,14 +235,34 @@ def run_experiment(config: ExperimentConfig) -> dict:
     return results
 
 
-def _training_episodes(config, iterations: int) -> str:
+def _run_online_job(request: JobRequest, output_dir: Path, processes: int) -> tuple[Any, dict, dict[str, float]]:
+    """Run the online job in this process, or under torchrun with ``processes`` ranks; returns its config, logged
+    history (``{name: [(step, value), ...]}``) and final metrics."""
+    if processes == 1:
+        trainer, context = prepare_job(request, output_dir)
+        metrics = run_job(trainer, context)
+        return context.config, context.history, metrics
+    _, context = prepare_job(request, output_dir, write_files=False)  # refuse a bad request before starting ranks
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+        "-m", "rlvla_ros.training", "--algorithm", request.algorithm, "--steps", str(request.steps),
+        "--overrides", request.overrides_yaml, "--output-dir", str(output_dir),
+    ]
+    subprocess.run(command, check=True)
+    logged = json.loads((output_dir / METRICS_NAME).read_text())
+    history = {name: [tuple(point) for point in points] for name, points in logged["history"].items()}
+    return context.config, history, logged["final"]
+
+
+def _training_episodes(config, iterations: int, processes: int) -> str:
     """Description of how many episodes an RL run sampled (dynamic sampling makes GRPO's count vary)."""
+    ranks = f"{processes} processes x " if processes > 1 else ""
     if hasattr(config, "group_size"):
         return (
-            f"{iterations} iterations x up to {config.max_sampling_rounds} rounds x {config.groups_per_iteration} "
-            f"groups x {config.group_size} episodes"
+            f"{iterations} iterations x {ranks}up to {config.max_sampling_rounds} rounds x "
+            f"{config.groups_per_iteration} groups x {config.group_size} episodes"
         )
-    return f"{iterations} iterations x {config.episodes_per_iteration} episodes"
+    return f"{iterations} iterations x {ranks}{config.episodes_per_iteration} episodes"
 
 
 def _fresh(path: Path) -> Path:
@@ -286,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
     parser.add_argument("--eval-splits", nargs="+", default=defaults.eval_splits)
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
+    parser.add_argument("--rl-processes", type=int, default=defaults.rl_processes,
+                        help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
     from rlvla_ros.algorithms import parse_overrides_yaml
@@ -293,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = ExperimentConfig(
         output_dir=args.output_dir, work_dir=args.work_dir, tasks=args.tasks, num_demos=args.num_demos, bc_steps=args.bc_steps,
         algorithm=args.algorithm, rl_budget_s=args.rl_budget_s, rl_overrides=parse_overrides_yaml(args.rl_overrides) or defaults.rl_overrides,
-        eval_episodes=args.eval_episodes, eval_splits=args.eval_splits, num_envs=args.num_envs, seed=args.seed,
+        eval_episodes=args.eval_episodes, eval_splits=args.eval_splits, num_envs=args.num_envs,
+        rl_processes=args.rl_processes, seed=args.seed,
     )
     results = run_experiment(config)
     print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "timings_s")}, indent=2))

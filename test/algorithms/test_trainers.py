@@ -74,6 +74,27 @@ def test_ppo_raises_success_of_a_learnable_toy_task(tmp_path, toy_source):
     assert np.isfinite(metrics["value_loss"]) and "explained_variance" in metrics
 
 
+def test_ppo_critic_warmup_fits_the_value_head_before_touching_the_policy(tmp_path, toy_source):
+    trainer, context = _online_context("ppo", tmp_path, toy_source, {
+        "episodes_per_iteration": 16, "update_epochs": 4, "minibatch_size": 8, "critic_warmup_iterations": 2,
+    }, steps=3)
+    policy = context.make_policy()
+    critic = {name for name, _ in policy.named_parameters() if name.startswith("critic.")}
+    snapshots = [{name: p.detach().clone() for name, p in policy.named_parameters()}]
+    updated = []
+    for _ in range(3):
+        updated.append(trainer.iterate(policy, toy_source, context)["policy_updated"])
+        snapshots.append({name: p.detach().clone() for name, p in policy.named_parameters()})
+
+    def changed(before, after) -> set[str]:
+        return {name for name in before if not torch.equal(before[name], after[name])}
+
+    assert updated == [0.0, 0.0, 1.0]
+    for before, after in zip(snapshots[:2], snapshots[1:3]):
+        assert changed(before, after) == critic  # warmup: the value head only
+    assert changed(snapshots[2], snapshots[3]) - critic  # then the actor too
+
+
 def test_stop_request_ends_an_online_job_early_with_a_loadable_checkpoint(tmp_path, toy_source):
     trainer, context = _online_context("grpo", tmp_path, toy_source, {}, steps=1000)
     original = toy_source.collect

@@ -2,24 +2,35 @@
 
 import json
 
+import pytest
+
 from rlvla_ros.training.experiments import ExperimentConfig, run_experiment
 
 
-def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path):
+RL_OVERRIDES = {
+    "grpo": {"group_size": 2, "groups_per_iteration": 1, "max_sampling_rounds": 1, "eval_episodes": 1},
+    "ppo": {"episodes_per_iteration": 2, "minibatch_size": 16, "eval_episodes": 2},
+}
+
+
+@pytest.mark.parametrize("algorithm, processes", [("grpo", 1), ("ppo", 2)])
+def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorithm, processes):
     config = ExperimentConfig(
         output_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), num_demos=2, image_size=32,
-        bc_steps=10, rl_budget_s=1.0, eval_splits=["id", "ood_color"], eval_episodes=2, num_envs=2,
-        rl_overrides={"group_size": 2, "groups_per_iteration": 1, "max_sampling_rounds": 1, "eval_episodes": 1},
+        bc_steps=10, algorithm=algorithm, rl_budget_s=1.0, eval_splits=["id", "ood_color"], eval_episodes=2,
+        num_envs=2, rl_processes=processes, rl_overrides=RL_OVERRIDES[algorithm],
     )
     results = run_experiment(config)
     saved = json.loads((tmp_path / "results" / "results.json").read_text())
     assert saved["expert_success_rate"] == 1.0
     assert set(saved["bc"]["success"]["lift"]) == {"id", "ood_color"}
     assert saved["rl"]["iterations"] >= 1 and saved["rl"]["periodic_eval"]["curve"][0]["iteration"] == 0
+    assert saved["rl"]["processes"] == processes
+    assert ("2 processes x" in saved["rl"]["training_episodes"]) == (processes == 2)
     improvement = saved["improvement_points"]["lift"]["id"]
     assert improvement == 100.0 * (results["rl"]["success"]["lift"]["id"] - results["bc"]["success"]["lift"]["id"])
-    for name in ("bc_learning_curve.png", "grpo_learning_curve.png", "grpo_success_curve.png",
+    for name in ("bc_learning_curve.png", f"{algorithm}_learning_curve.png", f"{algorithm}_success_curve.png",
                  "success_by_split.png"):
         assert (tmp_path / "results" / name).stat().st_size > 1000
     assert not (tmp_path / "results" / "demos").exists()  # heavy files stay in work_dir
-    assert (tmp_path / "work" / "grpo" / "best" / "model.safetensors").is_file()
+    assert (tmp_path / "work" / algorithm / "best" / "model.safetensors").is_file()

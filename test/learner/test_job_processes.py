@@ -1,4 +1,4 @@
-"""Jobs as processes: a SIGKILLed job leaves a loadable checkpoint; a 2-rank torchrun job keeps ranks identical."""
+"""Jobs as processes: a SIGKILLed job leaves a loadable checkpoint; 2-rank torchrun jobs keep ranks identical."""
 
 import json
 import re
@@ -21,8 +21,9 @@ def bag(tmp_path_factory) -> Path:
     return record_expert_bag(tmp_path_factory.mktemp("demos"), ["lift"], 2, 32)[0]
 
 
-def _job_command(bag: Path, out: Path, steps: int, overrides: str) -> list[str]:
-    return ["-m", "rlvla_ros.training", "--algorithm", "bc", "--dataset", str(bag), "--steps", str(steps),
+def _job_command(bag: Path | None, out: Path, steps: int, overrides: str, algorithm: str = "bc") -> list[str]:
+    dataset = ["--dataset", str(bag)] if bag is not None else []
+    return ["-m", "rlvla_ros.training", "--algorithm", algorithm, *dataset, "--steps", str(steps),
             "--overrides", overrides, "--output-dir", str(out)]
 
 
@@ -61,3 +62,21 @@ def test_two_rank_torchrun_job_keeps_parameters_identical(bag, tmp_path):
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
     assert load_policy(tmp_path / "ddp" / "latest").config.image_size == 32
     assert len(list((tmp_path / "ddp" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # rank 0 only
+
+
+def test_two_rank_online_job_stops_on_its_time_budget_on_every_rank(tmp_path):
+    # Rank 0 alone evaluates (every iteration here), so its clock runs ahead of rank 1's; the ranks must still
+    # agree on the last iteration, or one would wait forever in the next gradient all-reduce.
+    overrides = ("{image_size: 32, num_envs: 2, episodes_per_iteration: 2, minibatch_size: 16, update_epochs: 1, "
+                 "eval_interval: 1, eval_episodes: 8, time_budget_s: 8}")
+    command = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
+               *_job_command(None, tmp_path / "ppo", 10**6, overrides, algorithm="ppo"), "--print-params-digest"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digests = dict(re.findall(r"rank (\d) params ([0-9a-f]{64})", result.stdout))
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    state = json.loads((tmp_path / "ppo" / "latest" / "trainer_state.json").read_text())
+    assert state["step"] >= 1
+    # The ranks split the 8 validation seeds: the pooled success rate is a whole number of episodes out of 8.
+    evaluations = json.loads((tmp_path / "ppo" / "metrics.json").read_text())["history"]["eval/id"]
+    assert len(evaluations) >= 2 and all(abs(8 * rate - round(8 * rate)) < 1e-9 for _, rate in evaluations)
