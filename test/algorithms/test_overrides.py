@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlvla_ros.algorithms import ALGORITHMS, GrpoConfig, apply_overrides, parse_overrides_yaml
+from rlvla_ros.algorithms import ALGORITHMS, GrpoConfig, PpoConfig, apply_overrides, parse_overrides_yaml
 
 
 def test_registry_has_the_online_and_bc_algorithms():
@@ -34,6 +34,11 @@ def test_overrides_set_fields_and_accept_ints_for_floats():
 def test_bad_overrides_are_refused_with_a_clear_message(text, message):
     with pytest.raises(ValueError, match=message):
         apply_overrides(GrpoConfig, parse_overrides_yaml(text))
+
+
+def test_a_negative_critic_warmup_is_refused():
+    with pytest.raises(ValueError, match="critic_warmup_iterations must be >= 0, got -1"):
+        apply_overrides(PpoConfig, parse_overrides_yaml("{critic_warmup_iterations: -1}"))
 
 
 def test_empty_overrides_give_the_defaults():

@@ -34,3 +34,8 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
         assert (tmp_path / "results" / name).stat().st_size > 1000
     assert not (tmp_path / "results" / "demos").exists()  # heavy files stay in work_dir
     assert (tmp_path / "work" / algorithm / "best" / "model.safetensors").is_file()
+
+
+def test_an_experiment_needs_at_least_one_rl_process(tmp_path):
+    with pytest.raises(ValueError, match="rl_processes must be >= 1, got 0"):
+        ExperimentConfig(output_dir=str(tmp_path / "results"), rl_processes=0)

@@ -65,8 +65,8 @@ def test_two_rank_torchrun_job_keeps_parameters_identical(bag, tmp_path):
 
 
 def test_two_rank_online_job_stops_on_its_time_budget_on_every_rank(tmp_path):
-    # Rank 0 alone evaluates (every iteration here), so its clock runs ahead of rank 1's; the ranks must still
-    # agree on the last iteration, or one would wait forever in the next gradient all-reduce.
+    # The ranks' clocks differ (an evaluation every iteration makes the gap large); they must still agree on the
+    # last iteration, or one would wait forever in the next gradient all-reduce.
     overrides = ("{image_size: 32, num_envs: 2, episodes_per_iteration: 2, minibatch_size: 16, update_epochs: 1, "
                  "eval_interval: 1, eval_episodes: 8, time_budget_s: 8}")
     command = [str(VENV_BIN / "torchrun"), "--standalone", "--nproc_per_node", "2",
