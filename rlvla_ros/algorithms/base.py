@@ -172,7 +172,7 @@ class JobContext:
     """Called with the new best checkpoint directory; the learner node calls the policy's load_checkpoint."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     """Set to stop the job at its next check."""
-    curve_interval_s: float = 30.0
+    curve_interval_s: float = 60.0
     """Minimum seconds between periodic PNG curve rewrites."""
     tensorboard: bool = True
     """Write TensorBoard event files."""

@@ -24,6 +24,7 @@ from rlvla_ros.policies import Policy
 from rlvla_ros.sim import SPLITS, TASKS
 from rlvla_ros.training import distributed
 from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
+from rlvla_ros.training.rollout_workers import ParallelSimRollouts
 from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
 
 TRAIN_SEED_RANGE = (1_000_000, 2**31 - 1)
@@ -43,16 +44,17 @@ class RolloutSource(Protocol):
 
 
 class SimRolloutSource:
-    """:class:`SimRollouts` as a :class:`RolloutSource`: runs exactly the requested specs."""
+    """Simulated rollouts as a :class:`RolloutSource`: runs exactly the requested specs; the trainer, which
+    evaluates on the same rollouts, closes them."""
 
-    def __init__(self, num_envs: int, image_size: int) -> None:
-        self.rollouts = SimRollouts(num_envs, image_size)
+    def __init__(self, rollouts: SimRollouts | ParallelSimRollouts) -> None:
+        self.rollouts = rollouts
 
     def collect(self, policy: Policy, specs: Sequence[EpisodeSpec], temperature: float) -> list[EpisodeRecord]:
         return self.rollouts.run(policy, specs, temperature=temperature)
 
     def close(self) -> None:
-        self.rollouts.close()
+        """Nothing to release here (see the class docstring)."""
 
 
 @dataclass
@@ -64,7 +66,10 @@ class OnlineConfig(TrainerConfig):
     train_split: str = "id"
     """Split the training episodes come from."""
     num_envs: int = 16
-    """Simulated environments stepped together (batched inference)."""
+    """Simulated environments stepped together (batched inference), in this process and in each rollout worker."""
+    rollout_workers: int = 0
+    """Extra processes that each run a share of every iteration's simulated episodes and evaluations, with the
+    current weights (0: all in this process). One worker about doubles the episodes per second on 2 cores."""
     temperature: float = 1.0
     """Sampling temperature of training rollouts (scales the policy's std)."""
     learning_rate: float = 3e-4
@@ -100,6 +105,8 @@ class OnlineConfig(TrainerConfig):
                 raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         if not self.eval_splits:
             raise ValueError("eval_splits must name at least one split")
+        if self.rollout_workers < 0:
+            raise ValueError(f"rollout_workers must be >= 0, got {self.rollout_workers}")
         if self.num_envs < 1 or self.update_epochs < 1 or self.minibatch_size < 1 or self.eval_episodes < 1:
             raise ValueError("num_envs, update_epochs, minibatch_size and eval_episodes must be >= 1")
         if self.temperature <= 0:
@@ -125,7 +132,9 @@ class OnlineTrainer(Trainer):
             specs += [EpisodeSpec(task, config.train_split, seed)] * repeats
         return specs
 
-    def evaluate(self, policy: Policy, context: JobContext, rollouts: SimRollouts) -> tuple[float, dict[str, float]]:
+    def evaluate(
+        self, policy: Policy, context: JobContext, rollouts: SimRollouts | ParallelSimRollouts
+    ) -> tuple[float, dict[str, float]]:
         """Score (mean success on the first eval split) and per task/split success metrics.
 
         Under torchrun every rank runs its share of the validation seeds and the success counts are summed."""
@@ -153,14 +162,16 @@ class OnlineTrainer(Trainer):
         distributed.broadcast_parameters(policy)
         # Ranks draw different training seeds and share the validation seeds; rank 0 alone writes files.
         context.rng = np.random.default_rng([config.seed, distributed.rank()])
-        source = context.rollout_source or SimRolloutSource(
-            config.num_envs, policy.config.image_size
-        )
-        eval_rollouts = SimRollouts(config.num_envs, policy.config.image_size)
+        if config.rollout_workers:
+            sim_rollouts = ParallelSimRollouts(policy, config.num_envs, policy.config.image_size,
+                                               config.rollout_workers, seed=config.seed * 1000 + distributed.rank())
+        else:
+            sim_rollouts = SimRollouts(config.num_envs, policy.config.image_size)
+        source = context.rollout_source or SimRolloutSource(sim_rollouts)
         start_s = time.monotonic()
         metrics: dict[str, float] = {}
         try:
-            score, evaluated = self.evaluate(policy, context, eval_rollouts)
+            score, evaluated = self.evaluate(policy, context, sim_rollouts)
             context.log(0, evaluated)
             context.save_checkpoint(policy, 0, evaluated, score=score)
             iteration = 0
@@ -173,7 +184,7 @@ class OnlineTrainer(Trainer):
                 metrics = distributed.all_mean(self.iterate(policy, source, context))
                 metrics["time_s"] = time.monotonic() - start_s
                 if iteration % config.eval_interval == 0 and iteration < context.steps:
-                    score, evaluated = self.evaluate(policy, context, eval_rollouts)
+                    score, evaluated = self.evaluate(policy, context, sim_rollouts)
                     metrics.update(evaluated)
                     context.log(iteration, metrics)
                     context.save_checkpoint(policy, iteration, metrics, score=score)
@@ -183,13 +194,13 @@ class OnlineTrainer(Trainer):
                 # Stop promptly: keep the current weights as latest, without the final evaluation.
                 context.save_checkpoint(policy, iteration, metrics)
             elif iteration > 0:
-                score, evaluated = self.evaluate(policy, context, eval_rollouts)
+                score, evaluated = self.evaluate(policy, context, sim_rollouts)
                 metrics.update(evaluated)
                 context.log(iteration, evaluated)
                 context.save_checkpoint(policy, iteration, metrics, score=score)
         finally:
             source.close()
-            eval_rollouts.close()
+            sim_rollouts.close()
         return metrics
 
 

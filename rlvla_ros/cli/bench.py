@@ -13,6 +13,8 @@ BENCHMARKS = {
                "p50/p95 latency per action chunk for each model and decoding mode"),
     "record": ("rlvla_ros.ros.record_benchmark", "benchmark_recorder",
                "images/s written and drops of the recorder node for a 30 Hz 224x224 stream"),
+    "rollouts": ("rlvla_ros.training.rollout_benchmark", "benchmark_rollouts",
+                 "simulated rollout env steps/s in one process and with one rollout worker process"),
     "lockstep": ("rlvla_ros.ros.lockstep_benchmark", "benchmark_lockstep",
                  "lock-step control steps/s over ROS: trajectory command -> sim_bridge sensor set received"),
 }

@@ -54,13 +54,15 @@ class DemoConfig:
     """Episodes the BC policy runs on the graph (recorded; the value model learns from them)."""
     rl_algorithm: str = "ppo"
     """Online RL algorithm (grpo or ppo; PPO improved the BC policy where GRPO did not, docs/results/)."""
-    rl_budget_s: float = 360.0
+    rl_budget_s: float = 480.0
     """Wall-clock budget of the online RL job."""
     rl_overrides: dict = field(default_factory=lambda: {
         "learning_rate": 3e-4, "temperature": 1.0, "episodes_per_iteration": 48, "update_epochs": 4,
-        "minibatch_size": 128, "eval_interval": 5, "eval_episodes": 32, "freeze_encoder": True})
+        "minibatch_size": 128, "critic_warmup_iterations": 3, "eval_interval": 10, "eval_episodes": 64,
+        "freeze_encoder": True, "num_envs": 16, "rollout_workers": 1})
     """Config overrides of the online RL job: those of the PPO run in ``docs/results/ppo_lift/`` (BC encoder
-    frozen, RL trains the heads on cached features, FLaRe style)."""
+    frozen, RL trains the heads on cached features, FLaRe style; value head warmed up first), with one rollout
+    worker process for the second core."""
     value_steps: int = 800
     """Gradient steps of the chunk Q-function for steering."""
     steering_candidates: int = 8
@@ -73,7 +75,7 @@ class DemoConfig:
 
 QUICK = {"demo_episodes": 2, "bc_steps": 20, "graph_policy_episodes": 1, "rl_budget_s": 20.0, "value_steps": 20,
          "steering_candidates": 2, "eval_episodes": 2,
-         "rl_overrides": {"freeze_encoder": True, "episodes_per_iteration": 2, "eval_episodes": 2}}
+         "rl_overrides": {"freeze_encoder": True, "episodes_per_iteration": 2, "eval_episodes": 2, "rollout_workers": 1}}
 """`rlvla demo --quick`: every stage with tiny budgets, to check the pipeline (its numbers mean nothing)."""
 
 
@@ -222,15 +224,24 @@ def _evaluate(config: DemoConfig, checkpoint: str, steering_model: str = "") -> 
     from rlvla_ros.training.evaluation import evaluate
 
     policy = load_policy(checkpoint)
-    choose_chunk = None
+    num_envs = min(16, config.eval_episodes)
+    choose_chunk, rollouts = None, None
     if steering_model:
         from rlvla_ros.algorithms.value import ChunkQFunction
         from rlvla_ros.policies.steering import steering_hook
 
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
                                      config.steering_candidates)
-    results = evaluate(policy, config.tasks, ["id", *OOD_SPLITS], range(config.eval_episodes),
-                       num_envs=min(16, config.eval_episodes), choose_chunk=choose_chunk)
+    else:  # the steering hook is a closure in this process; plain evaluation shares the episodes with a worker
+        from rlvla_ros.training.rollout_workers import ParallelSimRollouts
+
+        rollouts = ParallelSimRollouts(policy, num_envs, config.image_size, workers=1, seed=config.seed)
+    try:
+        results = evaluate(policy, config.tasks, ["id", *OOD_SPLITS], range(config.eval_episodes),
+                           num_envs=num_envs, choose_chunk=choose_chunk, rollouts=rollouts)
+    finally:
+        if rollouts is not None:
+            rollouts.close()
     return {split: sum(results[task][split] for task in config.tasks) / len(config.tasks)
             for split in ["id", *OOD_SPLITS]}
 

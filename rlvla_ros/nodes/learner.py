@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import rclpy
+import torch
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -53,10 +54,13 @@ class LearnerConfig:
         "description": "LoadCheckpoint service told about each new best checkpoint; empty: tell no one"})
     status_rate_hz: float = field(default=1.0, metadata={"description": "rate of ~/status and action feedback"})
     num_envs: int = field(default=8, metadata={"description": "simulated environments of online jobs (sim source)"})
+    rollout_workers: int = field(default=0, metadata={
+        "description": "extra processes running a share of online jobs' simulated episodes (about one per spare core)"})
+    num_threads: int = field(default=1, metadata={"description": "torch intra-op threads of the jobs"})
     eval_splits: list[str] = field(default_factory=lambda: ["id"], metadata={
         "description": "splits online jobs evaluate on; the first scores checkpoints"})
     eval_episodes: int = field(default=16, metadata={
-        "description": "evaluation episodes per task and split of online jobs (seeds 0..n-1)"})
+        "description": "evaluation episodes per task and split of online jobs (validation seeds 5000..)"})
     graph_episode_timeout_s: float = field(default=120.0, metadata={
         "description": "graph source: give up waiting for an episode's missing messages after this long"})
 
@@ -70,6 +74,8 @@ class LearnerConfig:
         for split in self.eval_splits:
             if split not in SPLITS:
                 raise ValueError(f"unknown eval split {split!r}; expected some of {SPLITS}")
+        if self.rollout_workers < 0 or self.num_threads < 1:
+            raise ValueError("rollout_workers must be >= 0 and num_threads >= 1")
         if self.num_envs < 1 or self.eval_episodes < 1 or not self.graph_episode_timeout_s > 0:
             raise ValueError("num_envs, eval_episodes and graph_episode_timeout_s must be positive")
 
@@ -96,10 +102,12 @@ class Learner(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("learner", **kwargs)
         self.config = declare_config(self, LearnerConfig)
+        torch.set_num_threads(self.config.num_threads)
         group = ReentrantCallbackGroup()
         defaults = {
             "init_checkpoint": self.config.default_init_checkpoint,
             "num_envs": self.config.num_envs,
+            "rollout_workers": self.config.rollout_workers,
             "eval_splits": self.config.eval_splits,
             "eval_episodes": self.config.eval_episodes,
         }

@@ -78,12 +78,14 @@ class _Recorder:
 class SimRollouts:
     """``num_envs`` environments stepped in this process with batched policy inference."""
 
-    def __init__(self, num_envs: int = 8, image_size: int = 64) -> None:
+    def __init__(self, num_envs: int = 8, image_size: int = 64, id_prefix: str = "sim") -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.image_size = image_size
         self.envs = [TabletopEnv(task=None, image_size=image_size) for _ in range(num_envs)]
         self._ids = itertools.count()
+        self.id_prefix = id_prefix
+        """Start of the episode ids (``<prefix>-<task>-<seed>-<n>``); distinct per process that runs episodes."""
 
     def close(self) -> None:
         """Release the renderers."""
@@ -129,7 +131,7 @@ class SimRollouts:
                 chunks, log_probs = out.actions.cpu().numpy(), out.log_probs.cpu().numpy()
             for row, i in enumerate(active):
                 self._execute(self.envs[i], recorders[i], chunks[row], log_probs[row])
-        return [rec.record(f"sim-{rec.spec.task}-{rec.spec.seed}-{next(self._ids)}") for rec in recorders]
+        return [rec.record(f"{self.id_prefix}-{rec.spec.task}-{rec.spec.seed}-{next(self._ids)}") for rec in recorders]
 
     @staticmethod
     def _execute(env: TabletopEnv, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray) -> None:
