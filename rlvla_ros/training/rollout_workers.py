@@ -90,9 +90,21 @@ class ParallelSimRollouts:
             if share:
                 self._connections[index].send((state, policy.training, [specs[i] for i in share], options))
                 busy.append(index)
-        episodes = self.local.run(policy, [specs[i] for i in shares[0]], **options)
-        for index in busy:
-            episodes += self._receive(index)
+        replies: list[list[EpisodeRecord] | RuntimeError] = []
+        try:
+            episodes = self.local.run(policy, [specs[i] for i in shares[0]], **options)
+        finally:
+            # Every busy worker's reply is read, even when this share or another worker failed: a reply left in its
+            # pipe would be taken for the next run's episodes.
+            for index in busy:
+                try:
+                    replies.append(self._receive(index))
+                except RuntimeError as error:
+                    replies.append(error)
+        for reply in replies:
+            if isinstance(reply, RuntimeError):
+                raise reply
+            episodes += reply
         return episodes
 
     def close(self) -> None:

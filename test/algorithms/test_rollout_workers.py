@@ -69,6 +69,13 @@ def test_a_failing_worker_is_a_clear_error(policy, pool):
     assert len(pool.run(policy, SPECS[:2])) == 2  # the worker keeps serving
 
 
+def test_a_failing_local_share_leaves_no_stale_worker_reply(policy, pool):
+    with pytest.raises(ValueError, match="unknown task 'fly'"):
+        pool.run(policy, [EpisodeSpec("fly", "id", 0), EpisodeSpec("lift", "id", 7)])
+    episodes = pool.run(policy, [EpisodeSpec("lift", "id", 8), EpisodeSpec("push", "id", 9)])
+    assert [(e.task, e.seed) for e in episodes] == [("lift", 8), ("push", 9)]
+
+
 def test_rollout_workers_must_not_be_negative():
     with pytest.raises(ValueError, match="rollout_workers must be >= 0"):
         PpoConfig(rollout_workers=-1)

@@ -99,6 +99,7 @@ def test_bc_job_runs_to_success_publishes_status_and_hands_the_best_to_the_polic
     ("bc", ["/nonexistent/bag"], "", "/nonexistent/bag does not exist"),
     ("grpo", [], "{group_size: [", "not valid YAML"),
     ("grpo", [], "{learning_rat: 0.1}", "unknown GrpoConfig overrides \\['learning_rat'\\]"),
+    ("ppo", [], "{rollout_workers: -1}", "rollout_workers must be >= 0, got -1"),
 ])
 def test_invalid_requests_are_refused_with_the_reason(client, algorithm, datasets, overrides, reason):
     response = client.start(algorithm, datasets, overrides=overrides)
@@ -159,3 +160,11 @@ def test_fine_tune_action_with_a_bad_goal_aborts_with_the_reason(client, wait_fo
     assert wait_for(result_future.done, 10.0)
     result = result_future.result().result
     assert not result.success and "unknown algorithm 'nope'" in result.message
+
+
+@pytest.mark.parametrize("bad", [{"rollout_workers": -1}, {"num_threads": 0}])
+def test_learner_parameters_refuse_negative_workers_and_zero_threads(bad):
+    from rlvla_ros.nodes.learner import LearnerConfig
+
+    with pytest.raises(ValueError, match="rollout_workers must be >= 0 and num_threads >= 1"):
+        LearnerConfig(**bad)
