@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
 from rlvla_ros.data.episodes import EpisodeRecord
@@ -92,6 +93,9 @@ class OnlineConfig(TrainerConfig):
     freeze_encoder: bool = False
     """Freeze the start policy's trainable image encoder (``FilmKeypointsPolicy.freeze_encoder``), so updates train
     the heads on cached features (FLaRe style); policies without one are unaffected."""
+    learn_log_std: bool = True
+    """Train a Gaussian policy's state-independent log std; false keeps the start policy's exploration noise, so
+    updates move only the chunk means (the mode that deterministic evaluation runs). Others are unaffected."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -154,11 +158,19 @@ class OnlineTrainer(Trainer):
             metrics[f"eval/{split}"] = mean_over_tasks(results, [split])
         return metrics[f"eval/{config.eval_splits[0]}"], metrics
 
-    def run(self, context: JobContext) -> dict[str, float]:
+    def start_policy(self, context: JobContext) -> Policy:
+        """The policy to fine-tune, with the parts the config keeps fixed frozen."""
         config: OnlineConfig = context.config  # type: ignore[assignment]
         policy = context.make_policy()
         if config.freeze_encoder and hasattr(policy, "freeze_encoder"):
             policy.freeze_encoder()
+        if not config.learn_log_std and isinstance(getattr(policy, "log_std", None), torch.nn.Parameter):
+            policy.log_std.requires_grad_(False)
+        return policy
+
+    def run(self, context: JobContext) -> dict[str, float]:
+        config: OnlineConfig = context.config  # type: ignore[assignment]
+        policy = self.start_policy(context)
         distributed.broadcast_parameters(policy)
         # Ranks draw different training seeds and share the validation seeds; rank 0 alone writes files.
         context.rng = np.random.default_rng([config.seed, distributed.rank()])

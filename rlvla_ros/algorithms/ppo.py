@@ -43,6 +43,9 @@ class PpoConfig(OnlineConfig):
     """Entropy bonus weight."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
+    target_kl: float = 0.0
+    """Stop an iteration's epochs early once an epoch's mean approx KL to the rollout policy exceeds this
+    (CleanRL's ``target_kl``; <= 0: off), so one batch cannot move the policy far."""
     critic_warmup_iterations: int = 0
     """First iterations that fit only the value head (the policy is unchanged), so that the first policy updates
     see advantages from a fitted critic rather than a random one (the critic warmup of VLA-RL)."""
@@ -127,7 +130,10 @@ class PpoTrainer(OnlineTrainer):
         old_log_probs = torch.as_tensor(segments.old_log_probs)
         adv_t, ret_t = torch.as_tensor(advantages), torch.as_tensor(returns)
         stats: dict[str, list[float]] = {}
+        epochs = 0
         for _ in range(config.update_epochs):
+            epochs += 1
+            epoch_kl: list[float] = []
             for index in distributed.minibatch_indices(len(inputs), config.minibatch_size, rng):
                 log_probs, entropy = inputs.log_prob(index, actions[index], temperature=config.temperature)
                 adv = adv_t[index]
@@ -147,8 +153,14 @@ class PpoTrainer(OnlineTrainer):
                               "entropy": entropy_mean.item(), "grad_norm": grad_norm, **diag}
                 for name, value in step_stats.items():
                     stats.setdefault(name, []).append(value)
+                epoch_kl.append(diag["approx_kl"])
+            # Every rank stops after the same epoch (their KL estimates differ).
+            over_kl = train_policy and config.target_kl > 0 and float(np.mean(epoch_kl or [0.0])) > config.target_kl
+            if distributed.agree_max(int(over_kl)):
+                break
         metrics = {name: float(np.mean(values)) for name, values in stats.items()}
         metrics["explained_variance"] = explained_variance(values, returns)
         metrics["decisions"] = float(len(inputs))
+        metrics["update_epochs_run"] = float(epochs)
         metrics["policy_updated"] = float(train_policy)
         return metrics

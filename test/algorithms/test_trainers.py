@@ -95,6 +95,30 @@ def test_ppo_critic_warmup_fits_the_value_head_before_touching_the_policy(tmp_pa
     assert changed(snapshots[2], snapshots[3]) - critic  # then the actor too
 
 
+def test_ppo_target_kl_stops_the_epochs_of_an_iteration_early(tmp_path, toy_source):
+    epochs_run = {}
+    for target_kl in (0.0, 1e-9):
+        trainer, context = _online_context("ppo", tmp_path / str(target_kl), toy_source, {
+            "episodes_per_iteration": 16, "update_epochs": 4, "minibatch_size": 8, "target_kl": target_kl,
+        }, steps=1)
+        epochs_run[target_kl] = trainer.iterate(context.make_policy(), toy_source, context)["update_epochs_run"]
+    assert epochs_run == {0.0: 4.0, 1e-9: 1.0}
+
+
+def test_ppo_keeps_the_start_log_std_when_asked_to(tmp_path, toy_source):
+    changed = {}
+    for learn in (True, False):
+        trainer, context = _online_context("ppo", tmp_path / str(learn), toy_source, {
+            "episodes_per_iteration": 16, "update_epochs": 2, "minibatch_size": 8, "learn_log_std": learn,
+        }, steps=1)
+        policy = trainer.start_policy(context)
+        before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+        trainer.iterate(policy, toy_source, context)
+        changed[learn] = {name for name, p in policy.named_parameters() if not torch.equal(before[name], p)}
+    assert "log_std" in changed[True] and "log_std" not in changed[False]
+    assert any(name.startswith("actor.") for name in changed[False])
+
+
 def test_stop_request_ends_an_online_job_early_with_a_loadable_checkpoint(tmp_path, toy_source):
     trainer, context = _online_context("grpo", tmp_path, toy_source, {}, steps=1000)
     original = toy_source.collect
