@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
 from rlvla_ros.data.episodes import EpisodeRecord
@@ -164,8 +163,8 @@ class OnlineTrainer(Trainer):
         policy = context.make_policy()
         if config.freeze_encoder and hasattr(policy, "freeze_encoder"):
             policy.freeze_encoder()
-        if not config.learn_log_std and isinstance(getattr(policy, "log_std", None), torch.nn.Parameter):
-            policy.log_std.requires_grad_(False)
+        if not config.learn_log_std and hasattr(policy, "freeze_log_std"):
+            policy.freeze_log_std()
         return policy
 
     def run(self, context: JobContext) -> dict[str, float]:

@@ -130,9 +130,7 @@ class PpoTrainer(OnlineTrainer):
         old_log_probs = torch.as_tensor(segments.old_log_probs)
         adv_t, ret_t = torch.as_tensor(advantages), torch.as_tensor(returns)
         stats: dict[str, list[float]] = {}
-        epochs = 0
-        for _ in range(config.update_epochs):
-            epochs += 1
+        for epochs in range(1, config.update_epochs + 1):
             epoch_kl: list[float] = []
             for index in distributed.minibatch_indices(len(inputs), config.minibatch_size, rng):
                 log_probs, entropy = inputs.log_prob(index, actions[index], temperature=config.temperature)

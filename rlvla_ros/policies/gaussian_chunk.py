@@ -79,6 +79,11 @@ class GaussianChunkPolicy(Policy):
         self.log_std = nn.Parameter(torch.full((chunk_dims,), config.init_log_std))
         self.critic = mlp(feature_dim, config.hidden_size, config.num_layers, 1)
 
+    def freeze_log_std(self) -> GaussianChunkPolicy:
+        """Keep the exploration noise as it is: updates then move only the chunk means."""
+        self.log_std.requires_grad_(False)
+        return self
+
     @abc.abstractmethod
     def features(self, obs_batch: ObsBatch) -> torch.Tensor:
         """Feature vectors (B, F) the heads consume."""

@@ -27,6 +27,7 @@ def test_overrides_set_fields_and_accept_ints_for_floats():
         ("{tasks: lift}", "must be a list"),
         ("{tasks: [fly]}", "unknown task 'fly'"),
         ("{group_size: 1}", "group_size must be >= 2"),
+        ("{learn_log_std: 'no'}", "must be a bool"),
         ("[1, 2]", "must be a mapping"),
         ("{a: [", "not valid YAML"),
     ],
@@ -39,6 +40,11 @@ def test_bad_overrides_are_refused_with_a_clear_message(text, message):
 def test_a_negative_critic_warmup_is_refused():
     with pytest.raises(ValueError, match="critic_warmup_iterations must be >= 0, got -1"):
         apply_overrides(PpoConfig, parse_overrides_yaml("{critic_warmup_iterations: -1}"))
+
+
+def test_a_non_numeric_target_kl_is_refused():
+    with pytest.raises(ValueError, match="override 'target_kl' must be a number, got 'fast'"):
+        apply_overrides(PpoConfig, parse_overrides_yaml("{target_kl: fast}"))
 
 
 def test_empty_overrides_give_the_defaults():
