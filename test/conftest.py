@@ -72,6 +72,32 @@ def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0, period_s: 
     return predicate()
 
 
+class SkippableClock:
+    """Stands in for a module's `time`: `monotonic()` runs with the wall clock and `skip(s)` moves it on at once, so a
+    test makes a timeout happen when it chooses instead of racing a short one against a loaded machine."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset_s
+
+    def skip(self, seconds: float) -> None:
+        self.offset_s += seconds
+
+
+@pytest.fixture
+def skippable_clock(monkeypatch) -> Callable[[object], SkippableClock]:
+    """`skippable_clock(module)`: replace the `time` that `module` imported (it must use only `time.monotonic`)."""
+
+    def install(module) -> SkippableClock:
+        clock = SkippableClock()
+        monkeypatch.setattr(module, "time", clock)
+        return clock
+
+    return install
+
+
 @pytest.fixture
 def wait_for() -> Callable[..., bool]:
     """`wait_for(predicate, timeout_s=10.0)`: poll until the predicate holds."""

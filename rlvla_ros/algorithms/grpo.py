@@ -79,9 +79,6 @@ class GrpoTrainer(OnlineTrainer):
     name = "grpo"
     config_class = GrpoConfig
 
-    def __init__(self) -> None:
-        self.optimizer: torch.optim.Optimizer | None = None
-
     def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
         config: GrpoConfig = context.config  # type: ignore[assignment]
         policy.eval()
@@ -102,10 +99,7 @@ class GrpoTrainer(OnlineTrainer):
             if informative >= config.groups_per_iteration:
                 break
         policy.train()
-        if self.optimizer is None:
-            self.optimizer = torch.optim.Adam(
-                [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate
-            )
+        self.optimizer_for(policy, config)
         metrics = self.update(policy, kept, np.asarray(advantages, np.float32), config, context.rng)
         metrics["rollout/success_rate"] = float(np.concatenate(successes).mean())
         metrics["rollout/informative_groups"] = float(informative)

@@ -14,9 +14,10 @@ import abc
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
+import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
 from rlvla_ros.data.episodes import EpisodeRecord
@@ -74,6 +75,9 @@ class OnlineConfig(TrainerConfig):
     """Sampling temperature of training rollouts (scales the policy's std)."""
     learning_rate: float = 3e-4
     """Adam learning rate."""
+    anneal_lr: bool = False
+    """Decay the learning rate linearly towards 0 over the run (CleanRL's ``anneal_lr``): over its iterations, or
+    over ``time_budget_s`` where that ends the run first."""
     max_grad_norm: float = 1.0
     """Gradient norm clip (<= 0: off)."""
     update_epochs: int = 2
@@ -120,6 +124,30 @@ class OnlineTrainer(Trainer):
     """Collect -> update -> (evaluate, checkpoint) for ``context.steps`` iterations; subclasses fill in the two."""
 
     default_steps = 50
+    adam_eps: ClassVar[float] = 1e-8
+    """Adam's epsilon for this trainer's optimizer."""
+
+    def __init__(self) -> None:
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.progress = 0.0
+        """Fraction of the run done before the current iteration (of its iterations or of its time budget)."""
+
+    def optimizer_for(self, policy: Policy, config: OnlineConfig) -> torch.optim.Optimizer:
+        """Adam over the policy's trainable parameters (made at the first call), at this iteration's learning rate."""
+        if self.optimizer is None:
+            trainable = [p for p in policy.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=self.adam_eps)
+        learning_rate = config.learning_rate * (1.0 - self.progress) if config.anneal_lr else config.learning_rate
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        return self.optimizer
+
+    def _run_progress(self, iteration: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
+        """The fraction of the run done, the same on every rank (their clocks differ)."""
+        progress = iteration / steps
+        if time_budget_s > 0:
+            progress = max(progress, elapsed_s / time_budget_s)
+        return distributed.all_mean({"progress": min(progress, 1.0)})["progress"]
 
     @abc.abstractmethod
     def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
@@ -191,8 +219,12 @@ class OnlineTrainer(Trainer):
                 # Every rank stops at the same iteration (their clocks and stop requests may differ).
                 if distributed.agree_max(int(over_budget or context.should_stop())):
                     break
+                self.progress = self._run_progress(iteration, context.steps, time.monotonic() - start_s,
+                                                   config.time_budget_s)
                 iteration += 1
                 metrics = distributed.all_mean(self.iterate(policy, source, context))
+                if self.optimizer is not None:
+                    metrics["learning_rate"] = self.optimizer.param_groups[0]["lr"]
                 metrics["time_s"] = time.monotonic() - start_s
                 if iteration % config.eval_interval == 0 and iteration < context.steps:
                     score, evaluated = self.evaluate(policy, context, sim_rollouts)

@@ -87,9 +87,10 @@ class PpoTrainer(OnlineTrainer):
 
     name = "ppo"
     config_class = PpoConfig
+    adam_eps = 1e-5
 
     def __init__(self) -> None:
-        self.optimizer: torch.optim.Optimizer | None = None
+        super().__init__()
         self.iterations = 0
 
     def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
@@ -98,10 +99,7 @@ class PpoTrainer(OnlineTrainer):
         policy.eval()
         episodes = source.collect(policy, specs, config.temperature)
         policy.train()
-        if self.optimizer is None:
-            self.optimizer = torch.optim.Adam(
-                [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate, eps=1e-5
-            )
+        self.optimizer_for(policy, config)
         self.iterations += 1
         train_policy = self.iterations > config.critic_warmup_iterations
         metrics = self.update(policy, episodes, config, context.rng, train_policy=train_policy)

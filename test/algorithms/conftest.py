@@ -13,8 +13,11 @@ TOY_IMAGE_SIZE = 32
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _one_thread_and_seeded():
+    """One thread, and the same fresh-policy weights whatever ran before (tests that call ``iterate`` directly
+    skip the seeding of ``run_job``)."""
     torch.set_num_threads(1)
+    torch.manual_seed(0)
 
 
 @pytest.fixture(scope="session")

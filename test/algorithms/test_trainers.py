@@ -96,6 +96,7 @@ def test_ppo_critic_warmup_fits_the_value_head_before_touching_the_policy(tmp_pa
 
 
 def test_ppo_target_kl_stops_the_epochs_of_an_iteration_early(tmp_path, toy_source):
+    toy_source.threshold = 0.0  # about half the episodes succeed: the update has a signal
     epochs_run = {}
     for target_kl in (0.0, 1e-9):
         trainer, context = _online_context("ppo", tmp_path / str(target_kl), toy_source, {
@@ -105,7 +106,31 @@ def test_ppo_target_kl_stops_the_epochs_of_an_iteration_early(tmp_path, toy_sour
     assert epochs_run == {0.0: 4.0, 1e-9: 1.0}
 
 
+@pytest.mark.parametrize(("algorithm", "batch"), [
+    ("ppo", {"episodes_per_iteration": 8, "minibatch_size": 8}),
+    ("grpo", {"group_size": 4, "groups_per_iteration": 2, "minibatch_size": 8}),
+])
+def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_path, toy_source, algorithm, batch):
+    learning_rates = {}
+    for anneal in (False, True):
+        trainer, context = _online_context(algorithm, tmp_path / str(anneal), toy_source, {
+            "learning_rate": 1e-3, "anneal_lr": anneal, **batch}, steps=4)
+        run_job(trainer, context)
+        learning_rates[anneal] = [value for _, value in context.history["learning_rate"]]
+    assert learning_rates[False] == pytest.approx([1e-3] * 4)
+    assert learning_rates[True] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
+def test_anneal_lr_follows_the_time_budget_when_it_ends_the_run_first():
+    trainer = ALGORITHMS["ppo"]()
+    assert trainer._run_progress(10, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.25)
+    assert trainer._run_progress(500, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.5)
+    assert trainer._run_progress(10, 1000, elapsed_s=130.0, time_budget_s=120.0) == 1.0
+    assert trainer._run_progress(10, 1000, elapsed_s=130.0, time_budget_s=0.0) == pytest.approx(0.01)
+
+
 def test_ppo_keeps_the_start_log_std_when_asked_to(tmp_path, toy_source):
+    toy_source.threshold = 0.0  # about half the episodes succeed: the update has a signal
     changed = {}
     for learn in (True, False):
         trainer, context = _online_context("ppo", tmp_path / str(learn), toy_source, {

@@ -9,6 +9,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
+from rlvla_ros.nodes import episode_manager
 from rlvla_ros.nodes.episode_manager import EpisodeManager
 from rlvla_ros.srv import ResetEpisode
 
@@ -149,29 +150,44 @@ def test_without_auto_run_episodes_start_on_request_and_failed_resets_are_retrie
     assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # no auto run
 
 
-def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(ros_graph, wait_for):
-    rig = Rig(ros_graph, wait_for, tasks=["lift", "push"], base_seed=3, stall_timeout_s=0.5)
+STALL_TIMEOUT_S = 60.0
+"""Long enough never to pass by itself in a test: the tests skip the clock past it when they want a stall."""
+
+
+@pytest.fixture
+def clock(skippable_clock):
+    return skippable_clock(episode_manager)
+
+
+def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(ros_graph, wait_for, clock):
+    rig = Rig(ros_graph, wait_for, tasks=["lift", "push"], base_seed=3, stall_timeout_s=STALL_TIMEOUT_S)
     rig.wait_events(1)
     rig.reward("ep1", 0)
     rig.reward("ep1", 1, success=True)
     assert rig.wait_events(3)[2].episode_id == "ep2"
     rig.reward("ep2", 0)  # then nothing: the graph stopped
-    stalled, again = rig.wait_events(5, timeout_s=5.0)[3:5]
+    assert wait_for(lambda: rig.node.episode is not None and rig.node.episode.steps == 1, 5.0)
+    clock.skip(STALL_TIMEOUT_S / 2)
+    assert not wait_for(lambda: len(rig.events) > 3, 0.5)  # not stalled yet
+    clock.skip(STALL_TIMEOUT_S)
+    stalled, again = rig.wait_events(5)[3:5]
     assert (stalled.event, stalled.episode_id, stalled.termination_reason, stalled.length) == (
         EpisodeEvent.END, "ep2", "stalled", 1)
     assert (again.event, again.task, again.seed) == (EpisodeEvent.START, "push", 3)
-    assert rig.driver.requests[:3] == [("lift", "id", 3), ("push", "id", 3), ("push", "id", 3)]
+    assert rig.driver.requests == [("lift", "id", 3), ("push", "id", 3), ("push", "id", 3)]
     rig.reward(again.episode_id, 0, success=True)
     assert rig.wait_events(6)[5].termination_reason == "success"
     stats = json.loads(rig.call("get_stats").message)
     assert (stats["episodes"], stats["successes"]) == (2, 2)  # the stalled episode is not a failure of the policy
-    assert stats["terminations"]["stalled"] >= 1  # the next episodes get no rewards either: they stall in turn
+    assert stats["terminations"] == {"success": 2, "stalled": 1}
 
 
-def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for):
-    rig = Rig(ros_graph, wait_for, auto_run=False, stall_timeout_s=0.5)
+def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for, clock):
+    rig = Rig(ros_graph, wait_for, auto_run=False, stall_timeout_s=STALL_TIMEOUT_S)
     assert rig.call("start_episode").success
-    stalled, again = rig.wait_events(3, timeout_s=5.0)[1:3]
+    rig.wait_events(1)
+    clock.skip(STALL_TIMEOUT_S + 1.0)
+    stalled, again = rig.wait_events(3)[1:3]
     assert (stalled.termination_reason, again.event, again.seed) == ("stalled", EpisodeEvent.START, 0)
     rig.reward(again.episode_id, 0, success=True)
     assert rig.wait_events(4)[3].termination_reason == "success"

@@ -6,6 +6,7 @@ from rclpy.parameter import Parameter
 from std_msgs.msg import Bool
 
 from rlvla_ros.msg import Observation, Reward
+from rlvla_ros.nodes import reward as reward_node
 from rlvla_ros.nodes.reward import RewardNode
 from rlvla_ros.rewards import SuccessClassifier, SuccessClassifierConfig
 from rlvla_ros.ros.images import rgb_to_image
@@ -41,7 +42,7 @@ class Rig:
         if not expect_reward:
             assert not self.wait_for(lambda: len(self.rewards) > count, 0.5)
             return None
-        assert self.wait_for(lambda: len(self.rewards) > count, 5.0)
+        assert self.wait_for(lambda: len(self.rewards) > count, 10.0)
         return self.rewards[-1]
 
     def set_success(self, value: bool) -> None:
@@ -49,8 +50,12 @@ class Rig:
         assert self.wait_for(lambda: self.node._sim_success is value, 5.0)
 
 
+SUCCESS_TIMEOUT_S = 60.0
+"""Long enough never to pass by itself in a test: the staleness test skips the clock past it."""
+
+
 def test_sim_privileged_scores_each_observation_as_the_outcome_of_the_previous_step(ros_graph, wait_for):
-    rig = Rig(ros_graph, wait_for, source="sim_privileged")
+    rig = Rig(ros_graph, wait_for, source="sim_privileged", success_timeout_s=SUCCESS_TIMEOUT_S)
     rig.set_success(False)
     assert rig.score(observation("ep1", 0), expect_reward=False) is None  # nothing has been done yet
     reward = rig.score(observation("ep1", 1))
@@ -64,10 +69,15 @@ def test_sim_privileged_scores_each_observation_as_the_outcome_of_the_previous_s
     rig.score(observation("ep2", 0), expect_reward=False)
 
 
-def test_sim_privileged_drops_observations_without_a_fresh_success_signal(ros_graph, wait_for):
-    rig = Rig(ros_graph, wait_for, source="sim_privileged")
+def test_sim_privileged_drops_observations_without_a_fresh_success_signal(ros_graph, wait_for, skippable_clock):
+    clock = skippable_clock(reward_node)
+    rig = Rig(ros_graph, wait_for, source="sim_privileged", success_timeout_s=SUCCESS_TIMEOUT_S)
     rig.score(observation("ep1", 0), expect_reward=False)
-    rig.score(observation("ep1", 1), expect_reward=False)
+    rig.score(observation("ep1", 1), expect_reward=False)  # no sim/success yet
+    rig.set_success(True)
+    assert rig.score(observation("ep1", 2)).step == 1
+    clock.skip(SUCCESS_TIMEOUT_S + 1.0)
+    rig.score(observation("ep1", 3), expect_reward=False)  # the last sim/success is stale
 
 
 @pytest.fixture

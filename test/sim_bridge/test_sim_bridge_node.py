@@ -319,27 +319,29 @@ def test_lockstep_heartbeat_resends_the_unchanged_joint_state_only(rig):
 
 def test_realtime_mode_runs_physics_at_wall_clock_speed_and_tracks_trajectories_over_time(rig, wait_for):
     r = rig(clock_mode="realtime", rate_hz=20.0, interpolation="linear", image_size=32)
-    assert wait_for(lambda: len(r["joint_states"]) >= 2, 5.0)
-    assert abs(stamp_ns(r["joint_states"][-1]) - time.time_ns()) < 1e9  # stamps like a real driver's
+    # stamps like a real driver's (the first steps, which set up rendering, may run late)
+    assert wait_for(lambda: r["joint_states"] and abs(stamp_ns(r["joint_states"][-1]) - time.time_ns()) < 1e9, 20.0)
     target = HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0]
+    duration_s = 1.0
     start = len(r["joint_states"])
-    r.arm.publish(trajectory(target, times_s=[1.0]))
-    assert wait_for(lambda: abs(arm_positions(r["joint_states"][-1])[0] - target[0]) < 0.02, 5.0)
+    r.arm.publish(trajectory(target, times_s=[duration_s]))
+    assert wait_for(lambda: abs(arm_positions(r["joint_states"][-1])[0] - target[0]) < 0.02, 10.0)
     states = r["joint_states"][start:]
     stamps = np.array([stamp_ns(s) for s in states])
     # One control period per set; a late tick runs the periods it missed, so simulated time catches up with the
     # wall (a loaded machine may hold it back for a while, never for good).
     assert np.all(np.diff(stamps) > 0) and np.all(np.diff(stamps) % (PERIOD_NS // 2) == 0)
-    assert wait_for(lambda: abs(stamp_ns(r["joint_states"][-1]) - time.time_ns()) < 0.25e9, 5.0)
+    assert wait_for(lambda: abs(stamp_ns(r["joint_states"][-1]) - time.time_ns()) < 0.25e9, 20.0)
     assert len(states) <= (stamps[-1] - stamps[0]) / (PERIOD_NS // 2) + 1  # never more sets than periods
-    # The trajectory starts when it arrives and lasts 1 s of simulated time, interpolated linearly.
+    # The trajectory starts when it arrives and lasts duration_s of simulated time, interpolated linearly.
     yaw = np.array([arm_positions(s)[0] for s in states])
     onset = int(np.argmax(yaw > HOME_ARM_Q[0] + 1e-4))
-    elapsed = (stamps - stamps[onset]) / 1e9
-    moving = yaw[(elapsed > 0.3) & (elapsed < 0.7)]
-    assert len(moving) >= 2 and np.all(np.diff(moving) > 0) and 0.05 < moving.mean() - HOME_ARM_Q[0] < 0.35
+    progress = (stamps - stamps[onset]) / 1e9 / duration_s
+    # a tick catching up after a stall of the machine runs up to MAX_CATCH_UP_PERIODS: still >= 2 sets in this window
+    moving = yaw[(progress > 0.15) & (progress < 0.85)] - HOME_ARM_Q[0]
+    assert len(moving) >= 2 and np.all(np.diff(moving) > 0) and 0.05 < moving.mean() < 0.35
     arrival = int(np.argmax(np.abs(yaw - target[0]) < 0.02))
-    assert 0.85 < elapsed[arrival] < 1.2  # at the target 1 s of simulated time after the onset
+    assert 0.9 < progress[arrival] < 1.25  # at the target duration_s of simulated time after the onset
 
 
 def expert_step(twin: TabletopEnv) -> tuple[np.ndarray, float]:
