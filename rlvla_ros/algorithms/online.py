@@ -142,13 +142,6 @@ class OnlineTrainer(Trainer):
             group["lr"] = learning_rate
         return self.optimizer
 
-    def _run_progress(self, iteration: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
-        """The fraction of the run done, the same on every rank (their clocks differ)."""
-        progress = iteration / steps
-        if time_budget_s > 0:
-            progress = max(progress, elapsed_s / time_budget_s)
-        return distributed.all_mean({"progress": min(progress, 1.0)})["progress"]
-
     @abc.abstractmethod
     def iterate(self, policy: Policy, source: RolloutSource, context: JobContext) -> dict[str, float]:
         """Collect one iteration's episodes, update ``policy`` on them, return the iteration's metrics."""
@@ -215,12 +208,13 @@ class OnlineTrainer(Trainer):
             context.save_checkpoint(policy, 0, evaluated, score=score)
             iteration = 0
             while iteration < context.steps:
-                over_budget = config.time_budget_s > 0 and time.monotonic() - start_s >= config.time_budget_s
+                elapsed_s = time.monotonic() - start_s
+                over_budget = config.time_budget_s > 0 and elapsed_s >= config.time_budget_s
                 # Every rank stops at the same iteration (their clocks and stop requests may differ).
                 if distributed.agree_max(int(over_budget or context.should_stop())):
                     break
-                self.progress = self._run_progress(iteration, context.steps, time.monotonic() - start_s,
-                                                   config.time_budget_s)
+                if config.anneal_lr:
+                    self.progress = run_progress(iteration, context.steps, elapsed_s, config.time_budget_s)
                 iteration += 1
                 metrics = distributed.all_mean(self.iterate(policy, source, context))
                 if self.optimizer is not None:
@@ -245,6 +239,15 @@ class OnlineTrainer(Trainer):
             source.close()
             sim_rollouts.close()
         return metrics
+
+
+def run_progress(iteration: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
+    """The fraction of an online run done after ``iteration`` of ``steps`` iterations and ``elapsed_s`` of a time
+    budget (<= 0: none), whichever is further; the same on every rank (their clocks differ)."""
+    progress = iteration / steps
+    if time_budget_s > 0:
+        progress = max(progress, elapsed_s / time_budget_s)
+    return distributed.all_mean({"progress": min(progress, 1.0)})["progress"]
 
 
 def episode_successes(episodes: Sequence[EpisodeRecord]) -> np.ndarray:

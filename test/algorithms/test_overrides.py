@@ -28,6 +28,7 @@ def test_overrides_set_fields_and_accept_ints_for_floats():
         ("{tasks: [fly]}", "unknown task 'fly'"),
         ("{group_size: 1}", "group_size must be >= 2"),
         ("{learn_log_std: 'no'}", "must be a bool"),
+        ("{anneal_lr: 1}", "must be a bool"),
         ("[1, 2]", "must be a mapping"),
         ("{a: [", "not valid YAML"),
     ],

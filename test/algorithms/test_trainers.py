@@ -8,6 +8,7 @@ import torch
 
 from rlvla_ros.algorithms import ALGORITHMS, apply_overrides
 from rlvla_ros.algorithms.base import JobContext
+from rlvla_ros.algorithms.online import run_progress
 from rlvla_ros.policies import load_policy
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
@@ -122,11 +123,10 @@ def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_pat
 
 
 def test_anneal_lr_follows_the_time_budget_when_it_ends_the_run_first():
-    trainer = ALGORITHMS["ppo"]()
-    assert trainer._run_progress(10, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.25)
-    assert trainer._run_progress(500, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.5)
-    assert trainer._run_progress(10, 1000, elapsed_s=130.0, time_budget_s=120.0) == 1.0
-    assert trainer._run_progress(10, 1000, elapsed_s=130.0, time_budget_s=0.0) == pytest.approx(0.01)
+    assert run_progress(10, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.25)
+    assert run_progress(500, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.5)
+    assert run_progress(10, 1000, elapsed_s=130.0, time_budget_s=120.0) == 1.0
+    assert run_progress(10, 1000, elapsed_s=130.0, time_budget_s=0.0) == pytest.approx(0.01)
 
 
 def test_ppo_keeps_the_start_log_std_when_asked_to(tmp_path, toy_source):
