@@ -11,6 +11,7 @@ from rlvla_ros.algorithms.base import (
     TrainerConfig,
     apply_overrides,
     parse_overrides_yaml,
+    progress_fraction,
 )
 from rlvla_ros.algorithms.bc import BcConfig, BcTrainer
 from rlvla_ros.algorithms.calql import CalQlConfig, CalQlTrainer
@@ -52,4 +53,5 @@ __all__ = [
     "ValueTrainer",
     "apply_overrides",
     "parse_overrides_yaml",
+    "progress_fraction",
 ]

@@ -145,6 +145,15 @@ def fresh_policy(config: TrainerConfig) -> Policy:
     return policies[config.policy_type](policy_config)
 
 
+def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
+    """The fraction of a job done after ``step`` of ``steps`` and ``elapsed_s`` of a time budget (<= 0: none),
+    whichever ends the job first, in [0, 1]."""
+    progress = step / steps if steps > 0 else 0.0
+    if time_budget_s > 0:
+        progress = max(progress, elapsed_s / time_budget_s)
+    return min(progress, 1.0)
+
+
 def atomic_symlink(link: Path, target: Path) -> None:
     """Point ``link`` at ``target`` (relative), replacing an existing link atomically."""
     tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}-{threading.get_ident()}")

@@ -52,6 +52,8 @@ class GrpoConfig(OnlineConfig):
             raise ValueError(f"group_size must be >= 2 (advantages are relative within a group), got {self.group_size}")
         if self.groups_per_iteration < 1 or self.max_sampling_rounds < 1:
             raise ValueError("groups_per_iteration and max_sampling_rounds must be >= 1")
+        if self.reward_mode != "sparse":
+            raise ValueError("grpo ranks episodes by their binary success: reward_mode must be sparse")
 
 
 def group_advantages(rewards: np.ndarray, eps: float = 1e-6) -> np.ndarray:

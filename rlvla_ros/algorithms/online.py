@@ -19,10 +19,10 @@ from typing import ClassVar, Protocol
 import numpy as np
 import torch
 
-from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
+from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig, progress_fraction
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import SPLITS, TASKS
+from rlvla_ros.sim import REWARD_MODES, SPLITS, TASKS
 from rlvla_ros.training import distributed
 from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
 from rlvla_ros.training.rollout_workers import ParallelSimRollouts
@@ -96,6 +96,13 @@ class OnlineConfig(TrainerConfig):
     freeze_encoder: bool = False
     """Freeze the start policy's trainable image encoder (``FilmKeypointsPolicy.freeze_encoder``), so updates train
     the heads on cached features (FLaRe style); policies without one are unaffected."""
+    reward_mode: str = "sparse"
+    """Reward of the in-process sim rollouts: ``sparse`` (1 on success) or ``dense`` (plus the task's privileged
+    potential-based progress shaping, see :class:`~rlvla_ros.sim.env.TabletopEnv`). Graph rollouts carry the reward
+    node's rewards (its ``shaping`` parameter) and need ``sparse`` here."""
+    encoder_lr_scale: float = 1.0
+    """Learning rate of a trainable image encoder (``freeze_encoder`` false) relative to ``learning_rate``: below 1
+    the BC-trained features move slower than the heads."""
     learn_log_std: bool = True
     """Train a Gaussian policy's state-independent log std; false keeps the start policy's exploration noise, so
     updates move only the chunk means (the mode that deterministic evaluation runs). Others are unaffected."""
@@ -118,6 +125,10 @@ class OnlineConfig(TrainerConfig):
             raise ValueError("num_envs, update_epochs, minibatch_size and eval_episodes must be >= 1")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not self.encoder_lr_scale > 0:
+            raise ValueError(f"encoder_lr_scale must be > 0, got {self.encoder_lr_scale}")
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {self.reward_mode!r}")
 
 
 class OnlineTrainer(Trainer):
@@ -133,13 +144,18 @@ class OnlineTrainer(Trainer):
         """Fraction of the run done before the current iteration (of its iterations or of its time budget)."""
 
     def optimizer_for(self, policy: Policy, config: OnlineConfig) -> torch.optim.Optimizer:
-        """Adam over the policy's trainable parameters (made at the first call), at this iteration's learning rate."""
+        """Adam over the policy's trainable parameters (made at the first call), at this iteration's learning rate;
+        a trainable image encoder's parameters at ``encoder_lr_scale`` times it."""
         if self.optimizer is None:
+            encoder = {id(p) for p in policy.encoder_parameters()} if hasattr(policy, "encoder_parameters") else set()
             trainable = [p for p in policy.parameters() if p.requires_grad]
-            self.optimizer = torch.optim.Adam(trainable, lr=config.learning_rate, eps=self.adam_eps)
+            groups = [{"params": [p for p in trainable if id(p) not in encoder], "lr_scale": 1.0},
+                      {"params": [p for p in trainable if id(p) in encoder], "lr_scale": config.encoder_lr_scale}]
+            self.optimizer = torch.optim.Adam([g for g in groups if g["params"]], lr=config.learning_rate,
+                                              eps=self.adam_eps)
         learning_rate = config.learning_rate * (1.0 - self.progress) if config.anneal_lr else config.learning_rate
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
+            group["lr"] = learning_rate * group["lr_scale"]
         return self.optimizer
 
     @abc.abstractmethod
@@ -194,11 +210,15 @@ class OnlineTrainer(Trainer):
         distributed.broadcast_parameters(policy)
         # Ranks draw different training seeds and share the validation seeds; rank 0 alone writes files.
         context.rng = np.random.default_rng([config.seed, distributed.rank()])
+        if context.rollout_source is not None and config.reward_mode != "sparse":
+            raise ValueError("reward_mode shapes in-process sim rollouts only; on the live graph the reward node "
+                             "shapes rewards (its shaping parameter)")
         if config.rollout_workers:
             sim_rollouts = ParallelSimRollouts(policy, config.num_envs, policy.config.image_size,
-                                               config.rollout_workers, seed=config.seed * 1000 + distributed.rank())
+                                               config.rollout_workers, seed=config.seed * 1000 + distributed.rank(),
+                                               reward_mode=config.reward_mode)
         else:
-            sim_rollouts = SimRollouts(config.num_envs, policy.config.image_size)
+            sim_rollouts = SimRollouts(config.num_envs, policy.config.image_size, reward_mode=config.reward_mode)
         source = context.rollout_source or SimRolloutSource(sim_rollouts)
         start_s = time.monotonic()
         metrics: dict[str, float] = {}
@@ -242,12 +262,9 @@ class OnlineTrainer(Trainer):
 
 
 def run_progress(iteration: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
-    """The fraction of an online run done after ``iteration`` of ``steps`` iterations and ``elapsed_s`` of a time
-    budget (<= 0: none), whichever is further; the same on every rank (their clocks differ)."""
-    progress = iteration / steps
-    if time_budget_s > 0:
-        progress = max(progress, elapsed_s / time_budget_s)
-    return distributed.all_mean({"progress": min(progress, 1.0)})["progress"]
+    """:func:`progress_fraction` of an online run, the same on every rank (their clocks differ)."""
+    progress = progress_fraction(iteration, steps, elapsed_s, time_budget_s)
+    return distributed.all_mean({"progress": progress})["progress"]
 
 
 def episode_successes(episodes: Sequence[EpisodeRecord]) -> np.ndarray:

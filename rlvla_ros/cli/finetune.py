@@ -51,8 +51,10 @@ def format_status(status) -> str:
     """A human-readable multi-line summary of a FineTuneStatus."""
     from rlvla_ros.ros.commander import STATE_NAMES
 
+    budget = f" of a {status.time_budget_s:.0f} s budget" if status.time_budget_s > 0 else ""
     lines = [f"job {status.job_id or '-'}: {status.algorithm or '-'} {STATE_NAMES.get(status.state, status.state)} "
-             f"({status.step}/{status.total_steps} steps)"]
+             f"({status.step}/{status.total_steps} steps, {status.elapsed_s:.0f} s{budget}, "
+             f"{100 * status.progress:.0f} % done)"]
     lines += [f"  {metric.name}: {metric.value:.4g}" for metric in status.metrics]
     for label, value in (("latest checkpoint", status.latest_checkpoint), ("best checkpoint", status.best_checkpoint),
                          ("message", status.message)):
@@ -123,8 +125,9 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 class _ProgressBar:
-    """A tqdm bar fed with FineTuneStatus updates: steps as progress, a few metrics as its postfix. It redraws only
-    when the status changes (the learner publishes about once a second)."""
+    """A tqdm bar fed with FineTuneStatus updates: steps as progress (percent done for a job with a time budget,
+    which may end it before its steps), a few metrics as its postfix. It redraws only when the status changes (the
+    learner publishes about once a second)."""
 
     def __init__(self) -> None:
         self._bar = None
@@ -133,15 +136,21 @@ class _ProgressBar:
     def __call__(self, status) -> None:
         from tqdm import tqdm
 
-        shown = (status.state, status.step, status.total_steps, tuple((m.name, m.value) for m in status.metrics))
+        shown = (status.state, status.step, status.total_steps, round(status.progress, 3),
+                 tuple((m.name, m.value) for m in status.metrics))
         if shown == self._shown:
             return
         self._shown = shown
+        timed = status.time_budget_s > 0
         if self._bar is None:
-            self._bar = tqdm(total=status.total_steps or None, unit="step", desc=status.algorithm, mininterval=1.0)
-        self._bar.total = status.total_steps or None
-        self._bar.n = status.step
-        self._bar.set_postfix({metric.name: f"{metric.value:.3g}" for metric in status.metrics[:4]}, refresh=False)
+            self._bar = tqdm(unit="%" if timed else "step", desc=status.algorithm, mininterval=1.0)
+        postfix = {metric.name: f"{metric.value:.3g}" for metric in status.metrics[:4]}
+        if timed:
+            self._bar.total, self._bar.n = 100, round(100 * status.progress, 1)
+            postfix = {"step": status.step, **postfix}
+        else:
+            self._bar.total, self._bar.n = status.total_steps or None, status.step
+        self._bar.set_postfix(postfix, refresh=False)
         self._bar.refresh()
         if status.state != status.STATE_RUNNING:
             self._bar.close()

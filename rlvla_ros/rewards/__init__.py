@@ -24,7 +24,6 @@ _EXPORTS = {
     "label_counts": "labelled_episodes",
     "PotentialShaper": "shaping",
     "potential_shaping": "shaping",
-    "reach_potential": "shaping",
     "EpisodeSchedule": "episode_book",
     "EpisodeSpec": "episode_book",
     "RunningEpisode": "episode_book",

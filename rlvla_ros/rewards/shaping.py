@@ -3,18 +3,11 @@
 Every term here is potential-based (Ng, Harada & Russell 1999): ``F = discount * phi(s') - phi(s)``. Such terms
 telescope over an episode, so they speed up learning without changing which policy is optimal. Potentials:
 
-- :func:`reach_potential`: minus the gripper-to-object distance (privileged: sim state only);
+- a task's privileged progress (:meth:`rlvla_ros.sim.tasks.Task.progress_potential`: the sim's dense reward);
 - a success classifier's probability (the ``reward`` node's shaping on the live graph).
 """
 
 from __future__ import annotations
-
-import numpy as np
-
-
-def reach_potential(tcp_position_m: np.ndarray, object_position_m: np.ndarray) -> float:
-    """Minus the distance (m) between the gripper's tool centre point and the object's centre."""
-    return -float(np.linalg.norm(np.asarray(tcp_position_m, float) - np.asarray(object_position_m, float)))
 
 
 def potential_shaping(potential: float, next_potential: float, discount: float) -> float:

@@ -7,7 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium  # noqa: E402
 
-from rlvla_ros.sim.env import ENV_ID, TabletopEnv, make_vector_env  # noqa: E402
+from rlvla_ros.sim.env import ENV_ID, REWARD_MODES, TabletopEnv, make_vector_env  # noqa: E402
 from rlvla_ros.sim.kinematics import ArmKinematics, EeDeltaConfig, EePose  # noqa: E402
 from rlvla_ros.sim.tabletop_sim import JOINT_NAMES, PROPRIOCEPTION_NAMES, TabletopSim  # noqa: E402
 from rlvla_ros.sim.tasks import SPLITS, TASKS  # noqa: E402
@@ -19,6 +19,7 @@ __all__ = [
     "ENV_ID",
     "JOINT_NAMES",
     "PROPRIOCEPTION_NAMES",
+    "REWARD_MODES",
     "SPLITS",
     "TASKS",
     "ArmKinematics",

@@ -8,8 +8,13 @@ by :class:`ArmKinematics`. ``gripper`` > 0 closes the gripper, <= 0 opens it. Ea
 control_rate_hz`` of physics.
 
 Observation: ``{"image": (H, W, 3) uint8 front camera, "proprio": float32 (PROPRIOCEPTION_NAMES order),
-"instruction": str}`` plus ``"wrist_image"`` when enabled: the policy observation contract. Reward is 1.0 on the
-step the task succeeds (then ``terminated``) and 0.0 otherwise; ``truncated`` at the task's ``max_steps``.
+"instruction": str}`` plus ``"wrist_image"`` when enabled: the policy observation contract. Reward
+(``reward_mode="sparse"``) is 1.0 on the step the task succeeds (then ``terminated``) and 0.0 otherwise;
+``truncated`` at the task's ``max_steps``. ``reward_mode="dense"`` adds potential-based shaping (Ng et al. 1999)
+with the task's privileged :meth:`~rlvla_ros.sim.tasks.Task.progress_potential` ``phi`` in [0, 1]: ``phi(s') -
+phi(s)`` per step, which sums to ``phi(last) - phi(first)`` over an episode, so it guides exploration without
+changing which policy is optimal (undiscounted). Sim only: on a real arm the reward node shapes with its success
+classifier instead.
 ``info`` carries ``is_success``, ``task``, ``split`` and ``instruction``.
 
 Vectorised form: :func:`make_vector_env` builds a gymnasium ``SyncVectorEnv``. Its batched ``"instruction"`` is a
@@ -25,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rlvla_ros.rewards.shaping import potential_shaping
 from rlvla_ros.sim.experts import Expert
 from rlvla_ros.sim.kinematics import ArmKinematics, EeDeltaConfig, EePose
 from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, GRIPPER_MAX_OPENING_M, TabletopSim
@@ -33,6 +39,7 @@ from rlvla_ros.sim.tasks import SPLITS, TASKS, Task
 ENV_ID = "rlvla/Tabletop-v0"
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"
 MAX_INSTRUCTION_LENGTH = 128
+REWARD_MODES = ("sparse", "dense")
 
 
 class TabletopEnv(gym.Env):
@@ -50,9 +57,13 @@ class TabletopEnv(gym.Env):
         ee_config: EeDeltaConfig | None = None,
         render_mode: str | None = None,
         render_size: int = 256,
+        reward_mode: str = "sparse",
     ) -> None:
         """``task`` None draws a task uniformly per episode; ``reset(options=...)`` can override task and split."""
         self._check(task, split)
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
+        self.reward_mode = reward_mode
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"unsupported render_mode {render_mode!r}")
         self.task_name, self.split = task, split
@@ -79,6 +90,7 @@ class TabletopEnv(gym.Env):
         self.instruction = ""
         self.steps = 0
         self._expert: Expert | None = None
+        self._potential = 0.0
 
     @staticmethod
     def _check(task: str | None, split: str) -> None:
@@ -103,6 +115,7 @@ class TabletopEnv(gym.Env):
         self.instruction = self.task.reset(self.sim, self.np_random, split)
         self.steps = 0
         self._expert = None
+        self._potential = self.task.progress_potential(self.sim)
         return self._observation(), self._info(False)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -124,7 +137,12 @@ class TabletopEnv(gym.Env):
         self.steps += 1
         success = self.task.is_success(self.sim)
         truncated = not success and self.steps >= self.task.max_steps
-        return self._observation(), float(success), success, truncated, self._info(success)
+        reward = float(success)
+        if self.reward_mode == "dense":
+            potential = self.task.progress_potential(self.sim)
+            reward += potential_shaping(self._potential, potential, discount=1.0)
+            self._potential = potential
+        return self._observation(), reward, success, truncated, self._info(success)
 
     def ee_pose(self) -> EePose:
         """The commanded TCP pose, which the next ``ee_delta`` action is applied to."""

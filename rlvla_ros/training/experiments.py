@@ -187,6 +187,10 @@ def run_experiment(config: ExperimentConfig) -> dict:
     t0 = time.monotonic()
     after = _evaluate(rl_checkpoint, config, seeds)
     timings["eval_rl_s"] = time.monotonic() - t0
+    # The final weights too (with anneal_lr they are where the run settles; `best/` may be a noisy validation peak).
+    # `best/` stays the reported result: it was chosen without the test seeds.
+    best_step, final_step = _checkpoint_step(rl_checkpoint), _checkpoint_step(rl_dir / "latest")
+    final = after if final_step == best_step else _evaluate(rl_dir / "latest", config, seeds)
 
     iterations = rl_history.get("rollout/success_rate", [])
     elapsed_s = dict(rl_history.get("time_s", []))
@@ -213,13 +217,12 @@ def run_experiment(config: ExperimentConfig) -> dict:
             "processes": config.rl_processes,
             "training_episodes": _training_episodes(rl_config, len(iterations), config.rl_processes),
             "best_checkpoint": str(rl_checkpoint.resolve()),
-            "best_eval_step": json.loads((rl_checkpoint / "trainer_state.json").read_text())["step"],
+            "best_eval_step": best_step,
             "periodic_eval": {"episodes": rl_config.eval_episodes, "curve": eval_curve},
+            "final_checkpoint": {"step": final_step, "success": final,
+                                 "improvement_points": _improvement_points(before, final)},
         },
-        "improvement_points": {
-            task: {split: 100.0 * (after[task][split] - before[task][split]) for split in config.eval_splits}
-            for task in config.tasks
-        },
+        "improvement_points": _improvement_points(before, after),
         "timings_s": timings,
         "cpu_threads": torch.get_num_threads(),
     }
@@ -263,6 +266,15 @@ def _training_episodes(config, iterations: int, processes: int) -> str:
             f"{config.groups_per_iteration} groups x {config.group_size} episodes"
         )
     return f"{iterations} iterations x {ranks}{config.episodes_per_iteration} episodes"
+
+
+def _improvement_points(before: EvalResults, after: EvalResults) -> dict[str, dict[str, float]]:
+    return {task: {split: 100.0 * (after[task][split] - rate) for split, rate in splits.items()}
+            for task, splits in before.items()}
+
+
+def _checkpoint_step(checkpoint: Path) -> int:
+    return json.loads((checkpoint / "trainer_state.json").read_text())["step"]
 
 
 def _fresh(path: Path) -> Path:

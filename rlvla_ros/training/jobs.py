@@ -26,6 +26,7 @@ from rlvla_ros.algorithms import (
     Trainer,
     apply_overrides,
     parse_overrides_yaml,
+    progress_fraction,
 )
 from rlvla_ros.data import find_bags
 from rlvla_ros.policies.base import read_config_json
@@ -64,6 +65,12 @@ class JobStatus:
     algorithm: str = ""
     step: int = 0
     total_steps: int = 0
+    time_budget_s: float = 0.0
+    """Wall-clock budget of an online job (0: none); the job ends at ``total_steps`` or here, whichever is first."""
+    elapsed_s: float = 0.0
+    """Seconds since the job started (its duration once it ended)."""
+    progress: float = 0.0
+    """Fraction done, 0..1: :func:`progress_fraction` of the steps and the time budget."""
     metrics: dict[str, float] = field(default_factory=dict)
     latest_checkpoint: str = ""
     best_checkpoint: str = ""
@@ -146,6 +153,7 @@ class JobRunner:
         self.rollout_source_factory = rollout_source_factory
         self._lock = threading.Lock()
         self._status = JobStatus()
+        self._started_s = 0.0
         self._context: JobContext | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -154,6 +162,8 @@ class JobRunner:
     def status(self) -> JobStatus:
         """Copy of the current (or most recent) job's status."""
         with self._lock:
+            if self._status.state == JobState.RUNNING:
+                self._update_progress()
             return replace(self._status, metrics=dict(self._status.metrics))
 
     def is_running(self) -> bool:
@@ -173,10 +183,14 @@ class JobRunner:
             context.on_progress = self._progress
             context.on_new_best = self._new_best
             self._context = context
+            time_budget_s = float(getattr(context.config, "time_budget_s", 0.0))
+            budget = f" or {time_budget_s:g} s, whichever comes first," if time_budget_s > 0 else ""
             self._status = JobStatus(
                 job_id=job_id, state=JobState.RUNNING, algorithm=request.algorithm, total_steps=context.steps,
-                message=f"started {request.algorithm} for {context.steps} steps in {context.output_dir}",
+                time_budget_s=time_budget_s,
+                message=f"started {request.algorithm} for {context.steps} steps{budget} in {context.output_dir}",
             )
+            self._started_s = time.monotonic()
             self._done.clear()
             self._thread = threading.Thread(target=self._run, args=(trainer, context), name=job_id, daemon=True)
             self._thread.start()
@@ -209,6 +223,9 @@ class JobRunner:
             message = f"{type(err).__name__}: {err}"
             traceback.print_exc()
         with self._lock:
+            self._update_progress()
+            if state == JobState.SUCCEEDED:
+                self._status.progress = 1.0
             self._status.state = state
             self._status.message = message
             if metrics:
@@ -222,6 +239,11 @@ class JobRunner:
             self._status.latest_checkpoint = str(context.latest_checkpoint)
         if context.best_checkpoint is not None:
             self._status.best_checkpoint = str(context.best_checkpoint)
+
+    def _update_progress(self) -> None:
+        status = self._status
+        status.elapsed_s = time.monotonic() - self._started_s
+        status.progress = progress_fraction(status.step, status.total_steps, status.elapsed_s, status.time_budget_s)
 
     def _progress(self, step: int, metrics: dict[str, float]) -> None:
         with self._lock:

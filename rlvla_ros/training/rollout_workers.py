@@ -38,10 +38,11 @@ def changing_state(policy: Policy) -> dict[str, np.ndarray]:
 class ParallelSimRollouts:
     """:class:`SimRollouts` here plus ``workers`` processes; ``policy`` is the start policy the workers load."""
 
-    def __init__(self, policy: Policy, num_envs: int, image_size: int, workers: int, seed: int = 0) -> None:
+    def __init__(self, policy: Policy, num_envs: int, image_size: int, workers: int, seed: int = 0,
+                 reward_mode: str = "sparse") -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1 (use SimRollouts for none), got {workers}")
-        self.local = SimRollouts(num_envs, image_size)
+        self.local = SimRollouts(num_envs, image_size, reward_mode=reward_mode)
         self._connections: list[Connection] = []
         self._processes: list[multiprocessing.Process] = []
         policy_dir = tempfile.mkdtemp(prefix="rlvla-rollout-policy-")
@@ -51,7 +52,7 @@ class ParallelSimRollouts:
             for index in range(1, workers + 1):
                 parent, child = context.Pipe()
                 process = context.Process(
-                    target=_worker_main, args=(child, policy_dir, num_envs, image_size, index, seed + index),
+                    target=_worker_main, args=(child, policy_dir, num_envs, image_size, index, seed + index, reward_mode),
                     name=f"rlvla-rollout-worker-{index}", daemon=True)
                 process.start()
                 child.close()
@@ -137,7 +138,7 @@ class ParallelSimRollouts:
 
 
 def _worker_main(connection: Connection, policy_dir: str, num_envs: int, image_size: int, index: int,
-                 seed: int) -> None:
+                 seed: int, reward_mode: str) -> None:
     """A worker: load the start policy, then run shares until told to stop (``None``)."""
     from rlvla_ros.policies import load_policy
 
@@ -145,7 +146,7 @@ def _worker_main(connection: Connection, policy_dir: str, num_envs: int, image_s
     torch.manual_seed(seed)
     try:
         policy = load_policy(policy_dir)
-        rollouts = SimRollouts(num_envs, image_size, id_prefix=f"sim{index}")
+        rollouts = SimRollouts(num_envs, image_size, id_prefix=f"sim{index}", reward_mode=reward_mode)
     except Exception:
         connection.send(("error", traceback.format_exc()))
         return

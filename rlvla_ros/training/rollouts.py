@@ -78,11 +78,13 @@ class _Recorder:
 class SimRollouts:
     """``num_envs`` environments stepped in this process with batched policy inference."""
 
-    def __init__(self, num_envs: int = 8, image_size: int = 64, id_prefix: str = "sim") -> None:
+    def __init__(
+        self, num_envs: int = 8, image_size: int = 64, id_prefix: str = "sim", reward_mode: str = "sparse"
+    ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.image_size = image_size
-        self.envs = [TabletopEnv(task=None, image_size=image_size) for _ in range(num_envs)]
+        self.envs = [TabletopEnv(task=None, image_size=image_size, reward_mode=reward_mode) for _ in range(num_envs)]
         self._ids = itertools.count()
         self.id_prefix = id_prefix
         """Start of the episode ids (``<prefix>-<task>-<seed>-<n>``); distinct per process that runs episodes."""

@@ -29,6 +29,9 @@ def test_overrides_set_fields_and_accept_ints_for_floats():
         ("{group_size: 1}", "group_size must be >= 2"),
         ("{learn_log_std: 'no'}", "must be a bool"),
         ("{anneal_lr: 1}", "must be a bool"),
+        ("{reward_mode: shaped}", "reward_mode must be one of \\('sparse', 'dense'\\), got 'shaped'"),
+        ("{encoder_lr_scale: 0}", "encoder_lr_scale must be > 0, got 0.0"),
+        ("{reward_mode: dense}", "grpo ranks episodes by their binary success: reward_mode must be sparse"),
         ("[1, 2]", "must be a mapping"),
         ("{a: [", "not valid YAML"),
     ],
@@ -46,6 +49,10 @@ def test_a_negative_critic_warmup_is_refused():
 def test_a_non_numeric_target_kl_is_refused():
     with pytest.raises(ValueError, match="override 'target_kl' must be a number, got 'fast'"):
         apply_overrides(PpoConfig, parse_overrides_yaml("{target_kl: fast}"))
+
+
+def test_ppo_accepts_the_dense_sim_reward():
+    assert apply_overrides(PpoConfig, parse_overrides_yaml("{reward_mode: dense}")).reward_mode == "dense"
 
 
 def test_empty_overrides_give_the_defaults():

@@ -32,6 +32,18 @@ def test_group_rollouts_start_identically_and_record_log_probs(policy, rollouts)
         assert (episode.task, episode.split) == ("lift", "id")
 
 
+def test_dense_rollouts_record_shaped_rewards_of_the_same_episode(policy):
+    spec = EpisodeSpec("lift", "id", 123)
+    episodes = {}
+    for mode in ("sparse", "dense"):
+        sim = SimRollouts(num_envs=1, image_size=32, reward_mode=mode)
+        episodes[mode] = sim.run(policy, [spec], deterministic=True)[0]
+        sim.close()
+    np.testing.assert_array_equal(episodes["sparse"].actions, episodes["dense"].actions)
+    assert set(episodes["sparse"].rewards.tolist()) == {0.0}  # the random policy never lifts the cube
+    assert np.count_nonzero(episodes["dense"].rewards) > 0 and episodes["dense"].success is False
+
+
 def test_deterministic_evaluation_is_repeatable_and_reports_every_split(policy, rollouts):
     first = evaluate(policy, ["lift"], ["id", "ood_color"], [0, 1], rollouts=rollouts)
     second = evaluate(policy, ["lift"], ["id", "ood_color"], [0, 1], rollouts=rollouts)

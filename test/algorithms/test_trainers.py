@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlvla_ros.algorithms import ALGORITHMS, apply_overrides
-from rlvla_ros.algorithms.base import JobContext
+from rlvla_ros.algorithms import ALGORITHMS, apply_overrides, progress_fraction
+from rlvla_ros.algorithms.base import JobContext, TrainerConfig, fresh_policy
 from rlvla_ros.algorithms.online import run_progress
 from rlvla_ros.policies import load_policy
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
@@ -122,11 +122,29 @@ def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_pat
     assert learning_rates[True] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
 
 
+def test_a_trainable_encoder_learns_at_its_scaled_learning_rate():
+    config = apply_overrides(ALGORITHMS["ppo"].config_class, {"learning_rate": 1e-3, "encoder_lr_scale": 0.1})
+    policy = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=TOY_IMAGE_SIZE))
+    heads, encoder = ALGORITHMS["ppo"]().optimizer_for(policy, config).param_groups
+    assert (heads["lr"], encoder["lr"]) == pytest.approx((1e-3, 1e-4))
+    assert {id(p) for p in encoder["params"]} == {id(p) for p in policy.encoder_parameters()}
+    assert len(heads["params"]) + len(encoder["params"]) == len([p for p in policy.parameters() if p.requires_grad])
+    frozen = ALGORITHMS["ppo"]().optimizer_for(policy.freeze_encoder(), config).param_groups
+    assert len(frozen) == 1 and frozen[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_a_dense_sim_reward_is_refused_for_rollouts_from_another_source(tmp_path, toy_source):
+    trainer, context = _online_context("ppo", tmp_path, toy_source, {"reward_mode": "dense"}, steps=1)
+    with pytest.raises(ValueError, match="reward_mode shapes in-process sim rollouts only"):
+        run_job(trainer, context)
+
+
 def test_anneal_lr_follows_the_time_budget_when_it_ends_the_run_first():
     assert run_progress(10, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.25)
     assert run_progress(500, 1000, elapsed_s=30.0, time_budget_s=120.0) == pytest.approx(0.5)
     assert run_progress(10, 1000, elapsed_s=130.0, time_budget_s=120.0) == 1.0
     assert run_progress(10, 1000, elapsed_s=130.0, time_budget_s=0.0) == pytest.approx(0.01)
+    assert progress_fraction(3, 0, elapsed_s=30.0, time_budget_s=0.0) == 0.0  # no plan, no progress to report
 
 
 def test_ppo_keeps_the_start_log_std_when_asked_to(tmp_path, toy_source):

@@ -1,6 +1,7 @@
 """The fine-tuning client (Python commander and `rlvla finetune`) against a learner served in the test's graph."""
 
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -49,6 +50,7 @@ class FakeLearner(Node):
             return response
         if self.status.state == FineTuneStatus.STATE_RUNNING:
             self.status.step += 1
+            self.status.progress = self.status.step / self.status.total_steps
             self.status.metrics = [Metric(name="loss", value=1.0 / self.status.step)]
             if self.status.step == self.status.total_steps:
                 self.status.state = FineTuneStatus.STATE_SUCCEEDED
@@ -124,7 +126,7 @@ def test_cli_start_follows_the_job_to_success(learner):
     result = rlvla_finetune("start", "bc", "--steps", "3", "--set", "learning_rate=0.01")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "started job job-1: bc for 3 steps" in result.stdout
-    assert "job job-1: bc succeeded (3/3 steps)" in result.stdout
+    assert re.search(r"job job-1: bc succeeded \(3/3 steps, \d+ s, 100 % done\)", result.stdout), result.stdout
     assert yaml.safe_load(learner.requests[0].overrides_yaml) == {"learning_rate": 0.01}
 
 

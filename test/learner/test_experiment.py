@@ -17,7 +17,7 @@ RL_OVERRIDES = {
 def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorithm, processes):
     config = ExperimentConfig(
         output_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), num_demos=2, image_size=32,
-        bc_steps=10, algorithm=algorithm, rl_budget_s=1.0, eval_splits=["id", "ood_color"], eval_episodes=2,
+        bc_steps=10, algorithm=algorithm, rl_budget_s=5.0, eval_splits=["id", "ood_color"], eval_episodes=2,
         num_envs=2, rl_processes=processes, rl_overrides=RL_OVERRIDES[algorithm],
     )
     results = run_experiment(config)
@@ -29,6 +29,10 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
     assert ("2 processes x" in saved["rl"]["training_episodes"]) == (processes == 2)
     improvement = saved["improvement_points"]["lift"]["id"]
     assert improvement == 100.0 * (results["rl"]["success"]["lift"]["id"] - results["bc"]["success"]["lift"]["id"])
+    final = saved["rl"]["final_checkpoint"]
+    assert final["step"] == saved["rl"]["iterations"] >= saved["rl"]["best_eval_step"]
+    assert final["improvement_points"]["lift"]["ood_color"] == pytest.approx(
+        100.0 * (final["success"]["lift"]["ood_color"] - results["bc"]["success"]["lift"]["ood_color"]))
     for name in ("bc_learning_curve.png", f"{algorithm}_learning_curve.png", f"{algorithm}_success_curve.png",
                  "success_by_split.png"):
         assert (tmp_path / "results" / name).stat().st_size > 1000

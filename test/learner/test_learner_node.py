@@ -84,6 +84,7 @@ def test_bc_job_runs_to_success_publishes_status_and_hands_the_best_to_the_polic
     assert response.accepted, response.message
     status = client.wait_state({SUCCEEDED})
     assert status.job_id == response.job_id and status.step == 20 and status.total_steps == 20
+    assert (status.progress, status.time_budget_s) == (1.0, 0.0) and status.elapsed_s > 0
     assert {m.name for m in status.metrics} >= {"loss", "val_loss"}
     assert load_policy(status.best_checkpoint).config.image_size == 32
     assert load_policy(status.latest_checkpoint).config.chunk_size == 4
@@ -116,12 +117,29 @@ def test_one_job_at_a_time_and_stop_keeps_a_loadable_checkpoint(client, bag):
     assert client.wait_for(lambda: client.status().status.latest_checkpoint != "", 60.0)
     wrong = client.call(client.stop_client, StopFineTune.Request(job_id="other"))
     assert not wrong.success and "not the running job" in wrong.message
+    running = client.status().status
+    assert running.state == RUNNING and 0 < running.progress < 0.01 and running.elapsed_s > 0
     stop = client.call(client.stop_client, StopFineTune.Request())
     assert stop.success, stop.message
     status = client.wait_state({CANCELLED})
+    assert status.progress < 0.01 and status.elapsed_s >= running.elapsed_s
     assert load_policy(status.latest_checkpoint).config.image_size == 32
     again = client.call(client.stop_client, StopFineTune.Request())
     assert not again.success and "no job is running" in again.message
+
+
+def test_a_time_budgeted_online_job_reports_its_progress_by_the_budget(client, wait_for):
+    response = client.start("ppo", steps=10**6, overrides=(
+        "{image_size: 32, num_envs: 2, episodes_per_iteration: 2, minibatch_size: 16, update_epochs: 1, "
+        "eval_interval: 1000, eval_episodes: 2, time_budget_s: 6}"))
+    assert response.accepted and "for 1000000 steps or 6 s, whichever comes first," in response.message
+    assert wait_for(lambda: client.status().status.step >= 1, 60.0)
+    running = client.status().status
+    assert running.time_budget_s == 6.0
+    # Far from its million steps, the job is as far along as its clock: elapsed / budget.
+    assert running.progress == pytest.approx(min(running.elapsed_s / 6.0, 1.0), abs=0.05) and running.progress > 0
+    status = client.wait_state({SUCCEEDED})
+    assert status.step < 10**6 and status.progress == 1.0 and status.elapsed_s >= 6.0
 
 
 def test_a_failing_trainer_ends_failed_and_the_node_keeps_serving(client, bag):

@@ -59,6 +59,32 @@ def test_reward_is_one_only_on_success_which_terminates() -> None:
     assert rewards[-1] == 1.0 and set(rewards[:-1]) == {0.0}
 
 
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_dense_reward_adds_shaping_that_telescopes_to_the_progress_gained(task: str) -> None:
+    sparse, dense = TabletopEnv(task=task, image_size=32), TabletopEnv(task=task, image_size=32, reward_mode="dense")
+    sparse.reset(seed=2)
+    dense.reset(seed=2)
+    start = dense.task.progress_potential(dense.sim)
+    sparse_rewards, dense_rewards, terminated = [], [], False
+    while not terminated:
+        action = dense.expert_action()
+        sparse_rewards.append(sparse.step(action)[1])
+        _, reward, terminated, truncated, _ = dense.step(action)
+        dense_rewards.append(reward)
+        assert not truncated
+    end = dense.task.progress_potential(dense.sim)
+    # The expert's solved episode ends near full progress, from a start that is far from it.
+    assert start < 0.45 and end > 0.8
+    shaping = np.asarray(dense_rewards) - np.asarray(sparse_rewards)
+    assert shaping.sum() == pytest.approx(end - start, abs=1e-9)
+    assert sparse_rewards[-1] == 1.0 and np.count_nonzero(shaping) > len(shaping) // 2
+
+
+def test_an_unknown_reward_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="reward_mode must be one of \\('sparse', 'dense'\\), got 'shaped'"):
+        TabletopEnv(task="lift", reward_mode="shaped")
+
+
 def test_episode_truncates_at_the_task_step_limit() -> None:
     env = TabletopEnv(task="place_side", image_size=32)
     env.reset(seed=0)

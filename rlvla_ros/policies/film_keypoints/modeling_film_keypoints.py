@@ -83,6 +83,10 @@ class FilmKeypointsPolicy(GaussianChunkPolicy):
         self.image_encoder.requires_grad_(False)
         return self
 
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The image encoder's parameters (convs and FiLM generators), for a separate learning rate."""
+        return list(self.image_encoder.parameters())
+
     @property
     def frozen_features(self) -> bool:
         return self.config.freeze_encoder
