@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rlvla_ros.algorithms.base import METRICS_NAME
+from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
 from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
@@ -274,7 +274,7 @@ def _improvement_points(before: EvalResults, after: EvalResults) -> dict[str, di
 
 
 def _checkpoint_step(checkpoint: Path) -> int:
-    return json.loads((checkpoint / "trainer_state.json").read_text())["step"]
+    return json.loads((checkpoint / TRAINER_STATE_NAME).read_text())["step"]
 
 
 def _fresh(path: Path) -> Path:

@@ -100,8 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=40)
     parser.add_argument("--seed-start", type=int, default=VALIDATION_SEED_START)
     args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
     torch.set_num_threads(1)
-    policy = load_policy(args.checkpoint).eval()
+    try:
+        policy = load_policy(args.checkpoint).eval()
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(f"{args.checkpoint} is not a policy checkpoint: {err}")
     seeds = range(args.seed_start, args.seed_start + args.episodes)
     counts = failure_counts(policy_chunks(policy), args.task, args.splits, seeds, policy.config.image_size)
     print(json.dumps({"checkpoint": args.checkpoint, "task": args.task,

@@ -52,7 +52,8 @@ class ParallelSimRollouts:
             for index in range(1, workers + 1):
                 parent, child = context.Pipe()
                 process = context.Process(
-                    target=_worker_main, args=(child, policy_dir, num_envs, image_size, index, seed + index, reward_mode),
+                    target=_worker_main,
+                    args=(child, policy_dir, num_envs, image_size, index, seed + index, reward_mode),
                     name=f"rlvla-rollout-worker-{index}", daemon=True)
                 process.start()
                 child.close()

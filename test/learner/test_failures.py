@@ -61,3 +61,15 @@ def test_the_command_line_prints_the_counts_of_a_checkpoint(tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     assert printed["seeds"] == "5000..5001" and set(printed["counts"]) == {"id", "ood_color"}
     assert all(sum(kinds.values()) == 2 for kinds in printed["counts"].values())
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--episodes", "0"], "--episodes must be >= 1, got 0"),
+    ([], "is not a policy checkpoint"),
+])
+def test_the_command_line_refuses_bad_arguments_with_the_reason(tmp_path, capsys, arguments, message):
+    from rlvla_ros.training.failures import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "missing"), *arguments])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
