@@ -73,8 +73,9 @@ def _wait_for(predicate: Callable[[], bool], timeout_s: float = 10.0, period_s: 
 
 
 class SkippableClock:
-    """Stands in for a module's `time`: `monotonic()` runs with the wall clock and `skip(s)` moves it on at once, so a
-    test makes a timeout happen when it chooses instead of racing a short one against a loaded machine."""
+    """Stands in for a module's `time`: `monotonic()` and `time_ns()` run with the real clocks and `skip(s)` moves
+    both on at once, so a test makes a timeout (or a late tick) happen when it chooses instead of racing a short one
+    against a loaded machine."""
 
     def __init__(self) -> None:
         self.offset_s = 0.0
@@ -82,13 +83,17 @@ class SkippableClock:
     def monotonic(self) -> float:
         return time.monotonic() + self.offset_s
 
+    def time_ns(self) -> int:
+        return time.time_ns() + round(self.offset_s * 1e9)
+
     def skip(self, seconds: float) -> None:
         self.offset_s += seconds
 
 
 @pytest.fixture
 def skippable_clock(monkeypatch) -> Callable[[object], SkippableClock]:
-    """`skippable_clock(module)`: replace the `time` that `module` imported (it must use only `time.monotonic`)."""
+    """`skippable_clock(module)`: replace the `time` that `module` imported (it must use only `monotonic` and
+    `time_ns`)."""
 
     def install(module) -> SkippableClock:
         clock = SkippableClock()

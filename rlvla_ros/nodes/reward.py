@@ -1,9 +1,10 @@
 """reward node: one rlvla_ros/msg/Reward per observation step, from the privileged sim signal or a learned classifier.
 
-Subscribes ``observation``; with ``source: sim_privileged`` also ``sim/success`` (std_msgs/Bool, latest value used:
-the simulator publishes it with every sensor set), with ``source: classifier`` it runs the success classifier
-checkpoint on the observation's camera image, instruction and (if the checkpoint uses them) the proprioception
-entries it names, with the checkpoint's calibrated threshold. Publishes ``reward``.
+Subscribes ``observation``; with ``source: sim_privileged`` also ``sim/success`` (rlvla_ros/msg/TaskSuccess, which
+the simulator publishes with every sensor set: an observation is scored with the signal of its own stamp, whichever
+of the two comes first, and dropped with a warning if that signal never comes), with ``source: classifier`` it runs
+the success classifier checkpoint on the observation's camera image, instruction and (if the checkpoint uses them)
+the proprioception entries it names, with the checkpoint's calibrated threshold. Publishes ``reward``.
 
 Step convention (the one of ``EpisodeRecord`` and the env): the reward of step t is the outcome of action t, which
 observation t + 1 shows. So observation t + 1 is scored and published as the reward of step t (episode_id copied);
@@ -20,14 +21,15 @@ from typing import Any
 
 import numpy as np
 from rclpy.node import Node
-from std_msgs.msg import Bool
 
-from rlvla_ros.msg import Observation, Reward
+from rlvla_ros.msg import Observation, Reward, TaskSuccess
 from rlvla_ros.rewards.shaping import PotentialShaper
 from rlvla_ros.rewards.success_classifier import SuccessClassifier
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.ros.success_pairing import Pairing, SuccessPairing
 
 SOURCES = (Reward.SOURCE_SIM_PRIVILEGED, Reward.SOURCE_CLASSIFIER)
 
@@ -47,7 +49,7 @@ class RewardConfig:
     shaping_weight: float = field(default=1.0, metadata={"description": "scale of the shaping term"})
     discount: float = field(default=0.99, metadata={"description": "discount factor of the shaping term, in (0, 1]"})
     success_timeout_s: float = field(default=1.0, metadata={
-        "description": "sim_privileged: drop observations when the last sim/success is older than this"})
+        "description": "sim_privileged: drop an observation when no sim/success with its stamp came within this"})
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -69,22 +71,23 @@ class RewardNode(Node):
         needs_classifier = self.config.source == Reward.SOURCE_CLASSIFIER or self.config.shaping
         self.classifier = SuccessClassifier.from_pretrained(self.config.checkpoint) if needs_classifier else None
         self.shaper = PotentialShaper(self.config.shaping_weight, self.config.discount) if self.config.shaping else None
-        self._sim_success: bool | None = None
-        self._sim_success_time_s = 0.0
+        self._pairing: SuccessPairing[tuple[Observation, float | None]] | None = None
         # Observation 0 of an episode is only remembered; later ones are scored as the previous step's outcome.
         self._episode_id: str | None = None
         self._publisher = self.create_publisher(Reward, "reward", 10)
         self.create_subscription(Observation, "observation", self._on_observation, 10)
         if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:
-            self.create_subscription(Bool, "sim/success", self._on_sim_success, 10)
+            self._pairing = SuccessPairing(self.config.success_timeout_s)
+            self.create_subscription(TaskSuccess, "sim/success", self._on_sim_success, 10)
+            self.create_timer(min(self.config.success_timeout_s / 2, 0.5),
+                              lambda: self._settle(self._pairing.settle(time.monotonic())))
         classifier = (f"classifier {self.config.checkpoint} (threshold {self.classifier.threshold:.3f})"
                       if self.classifier is not None else "no classifier")
         self.get_logger().info(f"source {self.config.source}, {classifier}, "
                                f"shaping {'on' if self.shaper is not None else 'off'}")
 
-    def _on_sim_success(self, msg: Bool) -> None:
-        self._sim_success = bool(msg.data)
-        self._sim_success_time_s = time.monotonic()
+    def _on_sim_success(self, msg: TaskSuccess) -> None:
+        self._settle(self._pairing.add_signal(stamp_ns(msg), bool(msg.success), time.monotonic()))
 
     def _on_observation(self, msg: Observation) -> None:
         try:
@@ -93,25 +96,33 @@ class RewardNode(Node):
             self.get_logger().warning(f"observation {msg.episode_id}/{msg.step} dropped: {error}",
                                       throttle_duration_sec=1.0)
             return
+        if self._pairing is None:
+            self._score(msg, probability, probability >= self.classifier.threshold)
+        else:
+            self._settle(self._pairing.add_observation(stamp_ns(msg), (msg, probability), time.monotonic()))
+
+    def _settle(self, pairing: Pairing) -> None:
+        for (msg, probability), success in pairing.paired:
+            self._score(msg, probability, success)
+        for (msg, probability), reason in pairing.dropped:
+            self.get_logger().warning(f"observation {msg.episode_id}/{msg.step} not scored: {reason}",
+                                      throttle_duration_sec=2.0)
+            self._score(msg, probability, None)
+
+    def _score(self, msg: Observation, probability: float | None, success: bool | None) -> None:
+        """Publish observation ``msg``'s reward (of the previous step), in observation order; ``success`` None: not
+        known, only the episode and the shaping potential move on. ``probability`` is the classifier's, if any."""
         shaping = self.shaper.step(msg.episode_id, probability) if self.shaper is not None else None
         first = msg.episode_id != self._episode_id
         self._episode_id = msg.episode_id
-        if first or msg.step == 0:
+        if first or msg.step == 0 or success is None:
             return
-        if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:
-            if self._sim_success is None or time.monotonic() - self._sim_success_time_s > self.config.success_timeout_s:
-                self.get_logger().warning(f"no sim/success in the last {self.config.success_timeout_s} s: "
-                                          "observation not scored", throttle_duration_sec=2.0)
-                return
-            probability = float(self._sim_success)
-            success = self._sim_success
-        else:
-            success = probability >= self.classifier.threshold
         sparse = 1.0 if success else 0.0
         shaping_reward = shaping or 0.0
         self._publisher.publish(Reward(
             header=msg.header, episode_id=msg.episode_id, step=msg.step - 1, reward=sparse + shaping_reward,
-            sparse_reward=sparse, shaping_reward=shaping_reward, success_probability=probability, success=success,
+            sparse_reward=sparse, shaping_reward=shaping_reward,
+            success_probability=probability if self._pairing is None else float(success), success=success,
             source=self.config.source))
 
     def _success_probability(self, msg: Observation) -> float:

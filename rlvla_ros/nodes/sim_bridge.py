@@ -5,7 +5,8 @@ Publishes (all stamped with the simulated time):
 - ``camera/image_raw`` (sensor_msgs/Image rgb8, frame ``front_camera``) and ``camera/camera_info``;
 - ``wrist_camera/image_raw`` and ``wrist_camera/camera_info`` (frame ``wrist_camera``) when ``wrist_camera`` is set;
 - ``joint_states`` (arm joints base to tip, then the two finger joints);
-- ``sim/success`` (std_msgs/Bool): the current task's privileged success predicate, with every sensor set;
+- ``sim/success`` (rlvla_ros/msg/TaskSuccess): the current task's privileged success predicate, with every sensor
+  set and stamped like it;
 - ``sim/episode`` (std_msgs/String, transient local): JSON ``{"episode_id", "task", "split", "seed",
   "instruction", "max_steps"}`` of the episode in progress, once per reset;
 - ``sim/expert_action`` (rlvla_ros/msg/ActionChunk, source ``expert``, horizon 1) when ``publish_expert_action`` is
@@ -57,10 +58,10 @@ from rclpy.qos import DurabilityPolicy, QoSProfile
 from rclpy.subscription import MessageInfo
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, Header, String
+from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, TaskSuccess
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
@@ -153,7 +154,7 @@ class SimBridge(Node):
         self._info_pubs = {name: self.create_publisher(CameraInfo, f"{CAMERAS[name][0]}/camera_info", SENSOR_QOS)
                            for name in self._cameras}
         self._joint_state_pub = self.create_publisher(JointState, "joint_states", SENSOR_QOS)
-        self._success_pub = self.create_publisher(Bool, "sim/success", SENSOR_QOS)
+        self._success_pub = self.create_publisher(TaskSuccess, "sim/success", SENSOR_QOS)
         self._episode_pub = self.create_publisher(String, "sim/episode", LATCHED_QOS)
         self._expert_pub = (self.create_publisher(ActionChunk, "sim/expert_action", SENSOR_QOS)
                             if c.publish_expert_action else None)
@@ -296,7 +297,7 @@ class SimBridge(Node):
             info.header = header
             self._info_pubs[name].publish(info)
             self._image_pubs[name].publish(rgb_to_image(self._on_render_thread(self.driver.render, name), header))
-        self._success_pub.publish(Bool(data=self.driver.is_success()))
+        self._success_pub.publish(TaskSuccess(header=Header(stamp=stamp), success=self.driver.is_success()))
         if self._expert_episode == self.driver.episode.episode_id:
             self._publish_expert_action(stamp)
 

@@ -15,15 +15,16 @@ import rclpy
 from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from rlvla_ros.msg import TaskSuccess
 from rlvla_ros.nodes.sim_bridge import SimBridge
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES, GRIPPER_MAX_OPENING_M, HOME_ARM_Q
 
 NAMESPACE = "/rlvla_bench"
-SENSOR_SET = {"joint_states": JointState, "camera/image_raw": Image, "sim/success": Bool}
+SENSOR_SET = {"joint_states": JointState, "camera/image_raw": Image, "sim/success": TaskSuccess}
 
 
 def benchmark_lockstep(steps: int = 200, image_size: int = 128, rate_hz: float = 10.0) -> dict:

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
-from std_msgs.msg import Bool
+from rclpy.time import Time
+from std_msgs.msg import Header
 
-from rlvla_ros.msg import Observation, Reward
+from rlvla_ros.msg import Observation, Reward, TaskSuccess
 from rlvla_ros.nodes import reward as reward_node
 from rlvla_ros.nodes.reward import RewardNode
 from rlvla_ros.rewards import SuccessClassifier, SuccessClassifierConfig
@@ -16,9 +17,14 @@ DARK = np.full((32, 32, 3), 20, np.uint8)
 BRIGHT = np.full((32, 32, 3), 235, np.uint8)
 
 
-def observation(episode_id: str, step: int, image=DARK) -> Observation:
-    return Observation(images=[rgb_to_image(image)], camera_names=["front"], proprioception=[0.0] * 6,
-                       instruction=INSTRUCTION, episode_id=episode_id, step=step)
+def observation(episode_id: str, step: int, image=DARK, stamp_s: int = 0) -> Observation:
+    return Observation(header=header(stamp_s), images=[rgb_to_image(image)], camera_names=["front"],
+                       proprioception=[0.0] * 6, instruction=INSTRUCTION, episode_id=episode_id, step=step)
+
+
+def header(stamp_s: int) -> Header:
+    """A sensor set's stamp."""
+    return Header(stamp=Time(seconds=stamp_s).to_msg())
 
 
 class Rig:
@@ -32,52 +38,73 @@ class Rig:
         self.rewards: list[Reward] = []
         self.reward_sub = self.test.create_subscription(Reward, "reward", self.rewards.append, 10)
         self.observations = self.test.create_publisher(Observation, "observation", 10)
-        self.success = self.test.create_publisher(Bool, "sim/success", 10)
+        self.success = self.test.create_publisher(TaskSuccess, "sim/success", 10)
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in self.node.subscriptions), 10.0)
         assert wait_for(lambda: self.reward_sub.get_publisher_count() > 0, 10.0)
 
     def score(self, msg: Observation, expect_reward: bool = True) -> Reward | None:
         count = len(self.rewards)
         self.observations.publish(msg)
+        return self._expect(count, expect_reward)
+
+    def signal(self, stamp_s: int, success: bool, expect_reward: bool | None = None) -> Reward | None:
+        """Publish the sim/success of the sensor set stamped ``stamp_s``; with ``expect_reward`` check whether it
+        completes an observation's reward."""
+        count = len(self.rewards)
+        self.success.publish(TaskSuccess(header=header(stamp_s), success=success))
+        if expect_reward is None:
+            return None
+        return self._expect(count, expect_reward)
+
+    def _expect(self, count: int, expect_reward: bool) -> Reward | None:
         if not expect_reward:
             assert not self.wait_for(lambda: len(self.rewards) > count, 0.5)
             return None
         assert self.wait_for(lambda: len(self.rewards) > count, 10.0)
         return self.rewards[-1]
 
-    def set_success(self, value: bool) -> None:
-        self.success.publish(Bool(data=value))
-        assert self.wait_for(lambda: self.node._sim_success is value, 5.0)
-
 
 SUCCESS_TIMEOUT_S = 60.0
 """Long enough never to pass by itself in a test: the staleness test skips the clock past it."""
 
 
-def test_sim_privileged_scores_each_observation_as_the_outcome_of_the_previous_step(ros_graph, wait_for):
+def test_sim_privileged_scores_each_observation_with_its_own_sets_signal_in_either_arrival_order(ros_graph, wait_for):
     rig = Rig(ros_graph, wait_for, source="sim_privileged", success_timeout_s=SUCCESS_TIMEOUT_S)
-    rig.set_success(False)
-    assert rig.score(observation("ep1", 0), expect_reward=False) is None  # nothing has been done yet
-    reward = rig.score(observation("ep1", 1))
-    assert (reward.episode_id, reward.step, reward.success, reward.reward, reward.source) == (
-        "ep1", 0, False, 0.0, "sim_privileged")
-    rig.set_success(True)
-    reward = rig.score(observation("ep1", 2))
-    assert (reward.step, reward.success, reward.sparse_reward, reward.shaping_reward, reward.reward,
-            reward.success_probability) == (1, True, 1.0, 0.0, 1.0, 1.0)
+    rig.signal(1, False)
+    assert rig.score(observation("ep1", 0, stamp_s=1), expect_reward=False) is None  # nothing has been done yet
+    # the observation first: it waits for its set's signal (the previous set's is not used)
+    rig.score(observation("ep1", 1, stamp_s=2), expect_reward=False)
+    reward = rig.signal(2, True, expect_reward=True)
+    assert (reward.episode_id, reward.step, reward.success, reward.sparse_reward, reward.shaping_reward,
+            reward.reward, reward.success_probability, reward.source) == (
+        "ep1", 0, True, 1.0, 0.0, 1.0, 1.0, "sim_privileged")
+    # the signal first
+    rig.signal(3, False)
+    reward = rig.score(observation("ep1", 2, stamp_s=3))
+    assert (reward.step, reward.success, reward.reward, reward.success_probability) == (1, False, 0.0, 0.0)
     # a new episode again starts without a reward for its first observation
-    rig.score(observation("ep2", 0), expect_reward=False)
+    rig.signal(4, False)
+    rig.score(observation("ep2", 0, stamp_s=4), expect_reward=False)
+    rig.signal(5, True)
+    assert rig.score(observation("ep2", 1, stamp_s=5)).step == 0
 
 
-def test_sim_privileged_drops_observations_without_a_fresh_success_signal(ros_graph, wait_for, skippable_clock):
+def test_sim_privileged_drops_an_observation_whose_signal_is_lost_or_late(ros_graph, wait_for, skippable_clock):
     clock = skippable_clock(reward_node)
     rig = Rig(ros_graph, wait_for, source="sim_privileged", success_timeout_s=SUCCESS_TIMEOUT_S)
-    rig.score(observation("ep1", 0), expect_reward=False)
-    rig.score(observation("ep1", 1), expect_reward=False)  # no sim/success yet
-    rig.set_success(True)
-    assert rig.score(observation("ep1", 2)).step == 1
-    clock.skip(SUCCESS_TIMEOUT_S + 1.0)
-    rig.score(observation("ep1", 3), expect_reward=False)  # the last sim/success is stale
+    rig.signal(1, False)
+    rig.score(observation("ep1", 0, stamp_s=1), expect_reward=False)
+    rig.score(observation("ep1", 1, stamp_s=2), expect_reward=False)
+    # set 3's signal comes before set 2's: signals come in stamp order, so set 2's was lost
+    rig.signal(3, True, expect_reward=False)
+    rig.signal(2, True, expect_reward=False)  # too late: dropped already
+    assert rig.score(observation("ep1", 2, stamp_s=3)).step == 1  # the episode goes on
+    rig.score(observation("ep1", 3, stamp_s=4), expect_reward=False)
+    clock.skip(SUCCESS_TIMEOUT_S + 1.0)  # the node's timer drops it: no signal came within the timeout
+    assert wait_for(lambda: not rig.node._pairing._waiting, 5.0)
+    rig.signal(4, True, expect_reward=False)
+    rig.signal(5, False)
+    assert rig.score(observation("ep1", 4, stamp_s=5)).step == 3
 
 
 @pytest.fixture

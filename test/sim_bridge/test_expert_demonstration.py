@@ -1,9 +1,8 @@
 """The bridge's scripted expert demonstrates through the graph: remapped onto the safety filter's teleop input."""
 
 from rclpy.parameter import Parameter
-from std_msgs.msg import Bool
 
-from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, TaskSuccess
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.nodes.sim_bridge import SimBridge
@@ -21,7 +20,7 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
                                                     Parameter("joint_state_timeout_s", value=5.0)]))
     probe = ros_graph.node("probe")
     successes, executed = [], []
-    probe.create_subscription(Bool, "sim/success", lambda msg: successes.append(msg.data), 10)
+    probe.create_subscription(TaskSuccess, "sim/success", lambda msg: successes.append(msg.success), 10)
     probe.create_subscription(ActionChunk, "executed_action", executed.append, 10)
     experts = []
     probe.create_subscription(ActionChunk, "sim/expert_action", experts.append, 10)
