@@ -17,6 +17,7 @@ from std_msgs.msg import String
 from rlvla_ros.msg import EpisodeEvent, Observation
 from rlvla_ros.nodes.perception import Perception, PerceptionConfig
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
+from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.sim.tabletop_sim import JOINT_NAMES, PROPRIOCEPTION_NAMES
 
@@ -133,7 +134,7 @@ def test_rgb8_frames_become_cropped_resized_observations_counted_per_episode(rig
         assert wait_for(lambda: len(r.observations) == k + 1, 5.0)
     for k, obs in enumerate(r.observations):
         assert (obs.episode_id, obs.step, obs.instruction) == ("ep-1", k, "pick up the red block")
-        assert Time.from_msg(obs.header.stamp).nanoseconds == round((10.0 + 0.1 * k) * 1e9)
+        assert stamp_ns(obs) == round((10.0 + 0.1 * k) * 1e9)
         assert obs.header.frame_id == "front_camera"
         assert list(obs.camera_names) == ["front"] and len(obs.images) == 1
         image = obs.images[0]
@@ -160,9 +161,6 @@ def test_nothing_is_published_outside_episodes_and_the_reset_frame_opens_the_nex
     def frame(t_s: float) -> None:
         r.joint_states.publish(joint_state(t_s))
         r.cameras["camera"].publish(raw_image(scene(), "rgb8", t_s))
-
-    def stamp_ns(obs: Observation) -> int:
-        return Time.from_msg(obs.header.stamp).nanoseconds
 
     # The episode manager resets the driver (whose reset publishes a frame) before it publishes START.
     frame(0.9)
@@ -254,7 +252,7 @@ def test_a_30hz_camera_yields_10hz_observations(rig, wait_for):
         assert wait_for(lambda: len(r.observations) + r.count("rate_limited") == k + 1, 5.0)
     assert len(r.observations) == 11
     assert r.count("rate_limited") == 20
-    stamps = [Time.from_msg(o.header.stamp).nanoseconds * 1e-9 for o in r.observations]
+    stamps = [stamp_ns(o) * 1e-9 for o in r.observations]
     np.testing.assert_allclose(np.diff(stamps), 0.1, atol=1e-6)
     assert [o.step for o in r.observations] == list(range(11))
 

@@ -21,6 +21,7 @@ from rlvla_ros.msg import TaskSuccess
 from rlvla_ros.nodes import sim_bridge as sim_bridge_module
 from rlvla_ros.nodes.sim_bridge import MAX_CATCH_UP_PERIODS, SimBridge
 from rlvla_ros.ros.lockstep_benchmark import benchmark_lockstep
+from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.sim.env import TabletopEnv
 from rlvla_ros.sim.kinematics import ArmKinematics, EePose
 from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES, GRIPPER_MAX_OPENING_M, HOME_ARM_Q, JOINT_NAMES
@@ -39,10 +40,6 @@ def trajectory(*points, times_s=None, names=ARM_JOINT_NAMES) -> JointTrajectory:
     return JointTrajectory(joint_names=list(names), points=[
         JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=Duration(seconds=t).to_msg())
         for q, t in zip(points, times_s)])
-
-
-def stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
 class Rig:
