@@ -87,19 +87,26 @@ class RewardNode(Node):
                                f"shaping {'on' if self.shaper is not None else 'off'}")
 
     def _on_sim_success(self, msg: TaskSuccess) -> None:
-        self._settle(self._pairing.add_signal(stamp_ns(msg), bool(msg.success), time.monotonic()))
+        try:
+            pairing = self._pairing.add_signal(stamp_ns(msg), bool(msg.success), time.monotonic())
+        except ValueError as error:
+            self.get_logger().warning(f"sim/success ignored: {error}", throttle_duration_sec=2.0)
+            return
+        self._settle(pairing)
 
     def _on_observation(self, msg: Observation) -> None:
         try:
             probability = self._success_probability(msg) if self.classifier is not None else None
+            pairing = (self._pairing.add_observation(stamp_ns(msg), (msg, probability), time.monotonic())
+                       if self._pairing is not None else None)
         except ValueError as error:
             self.get_logger().warning(f"observation {msg.episode_id}/{msg.step} dropped: {error}",
                                       throttle_duration_sec=1.0)
             return
-        if self._pairing is None:
+        if pairing is None:
             self._score(msg, probability, probability >= self.classifier.threshold)
         else:
-            self._settle(self._pairing.add_observation(stamp_ns(msg), (msg, probability), time.monotonic()))
+            self._settle(pairing)
 
     def _settle(self, pairing: Pairing) -> None:
         for (msg, probability), success in pairing.paired:

@@ -37,6 +37,8 @@ class SuccessPairing(Generic[Item]):
         self._waiting: deque[tuple[int, float, Item]] = deque()
 
     def add_signal(self, stamp_ns: int, success: bool, now_s: float) -> Pairing[Item]:
+        """Keep a signal; ValueError if it is unstamped (0: it could pair with nothing, or anything unstamped)."""
+        _require_stamp(stamp_ns, "success signal")
         self._signals[stamp_ns] = success
         self._signals.move_to_end(stamp_ns)
         while len(self._signals) > self.history:
@@ -44,6 +46,8 @@ class SuccessPairing(Generic[Item]):
         return self.settle(now_s)
 
     def add_observation(self, stamp_ns: int, item: Item, now_s: float) -> Pairing[Item]:
+        """Queue an observation; ValueError if it is unstamped."""
+        _require_stamp(stamp_ns, "observation")
         self._waiting.append((stamp_ns, now_s, item))
         return self.settle(now_s)
 
@@ -64,3 +68,8 @@ class SuccessPairing(Generic[Item]):
                 break
             self._waiting.popleft()
         return Pairing(paired, dropped)
+
+
+def _require_stamp(stamp_ns: int, what: str) -> None:
+    if stamp_ns <= 0:
+        raise ValueError(f"{what} has no header stamp: it cannot be paired by stamp")

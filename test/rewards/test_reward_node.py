@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Log
 from rclpy.parameter import Parameter
 from rclpy.time import Time
 from std_msgs.msg import Header
@@ -105,6 +106,20 @@ def test_sim_privileged_drops_an_observation_whose_signal_is_lost_or_late(ros_gr
     rig.signal(4, True, expect_reward=False)
     rig.signal(5, False)
     assert rig.score(observation("ep1", 4, stamp_s=5)).step == 3
+
+
+def test_sim_privileged_refuses_unstamped_messages_with_a_log_line(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, source="sim_privileged", success_timeout_s=SUCCESS_TIMEOUT_S)
+    logs = []
+    rig.test.create_subscription(Log, "/rosout", logs.append, 100)
+    rig.signal(1, False)
+    rig.score(observation("ep1", 0, stamp_s=1), expect_reward=False)
+    rig.signal(0, True)  # unstamped: it could pair with nothing
+    rig.score(observation("ep1", 1, stamp_s=0), expect_reward=False)
+    assert wait_for(lambda: {"sim/success ignored", "observation ep1/1 dropped"} <= {
+        log.msg.split(":")[0] for log in logs}, 5.0)
+    rig.signal(2, True)
+    assert rig.score(observation("ep1", 2, stamp_s=2)).success  # the node goes on
 
 
 @pytest.fixture

@@ -37,6 +37,16 @@ def test_keeps_the_last_signals_only():
     assert pairing.add_observation(2, "kept", now_s=0.0).paired == [("kept", True)]
 
 
+def test_refuses_unstamped_input_and_keeps_what_it_has():
+    pairing = SuccessPairing(timeout_s=1.0)
+    pairing.add_observation(10, "o10", now_s=0.0)
+    with pytest.raises(ValueError, match="success signal has no header stamp"):
+        pairing.add_signal(0, True, now_s=0.0)
+    with pytest.raises(ValueError, match="observation has no header stamp"):
+        pairing.add_observation(0, "unstamped", now_s=0.0)
+    assert pairing.add_signal(10, True, now_s=0.1).paired == [("o10", True)]
+
+
 def test_refuses_a_non_positive_timeout():
     with pytest.raises(ValueError, match="timeout_s"):
         SuccessPairing(timeout_s=0.0)
