@@ -11,8 +11,9 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from rlvla_ros.msg import ActionChunk
+from rlvla_ros.msg import ActionChunk, EpisodeEvent
 from rlvla_ros.nodes.safety_filter import SafetyFilter
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.safety import robot_config_path
 from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, HOME_ARM_Q, JOINT_NAMES
 
@@ -51,6 +52,7 @@ class Rig:
         self.policy = self.test.create_publisher(ActionChunk, "action_chunk", 10)
         self.teleop = self.test.create_publisher(ActionChunk, "teleop/action_chunk", 10)
         self.joint_states = self.test.create_publisher(JointState, "joint_states", 10)
+        self.episode_events = self.test.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self.estop_client = self.test.create_client(SetBool, "safety_filter/estop")
         self.joint_state_timer = self.test.create_timer(0.05, self._publish_joint_state)
         # Both ends of every topic must have matched, or the first messages can arrive late.
@@ -172,7 +174,7 @@ def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
     r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
     time.sleep(QUIET_S)
     assert len(r.trajectories) == 1 and not r.executed and not r.gripper
-    assert r.estop(False).message == "e-stop released: actions accepted"
+    assert r.estop(False).message == "e-stop released: chunks that arrive from now on are accepted"
     r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
     assert r.wait_for_trajectories(2) and r.wait_for(lambda: len(r.executed) == 1)
 
@@ -232,7 +234,10 @@ def test_chunks_are_refused_once_joint_states_go_stale(rig):
     time.sleep(1.0)
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
     time.sleep(QUIET_S)
-    assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 1
+    assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 2
+    hold = r.trajectories[1][1]  # going stale is a fault: hold the last plausible joints
+    np.testing.assert_allclose(assert_safe(hold, r.robot), [HOME_ARM_Q], atol=1e-12)
+    assert list(hold.points[0].velocities) == [0.0] * 5
 
 
 def stamped(msg, seconds: float):
