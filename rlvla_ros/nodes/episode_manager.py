@@ -23,7 +23,8 @@ object in ``message``: episodes, successes and success_rate overall, ``by_task``
 (keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, the ``current`` episode (or null)
 and ``estop`` (engaged or not).
 
-E-stop: the node follows the safety filter's latched ``estop`` state (std_msgs/Bool). While it is engaged no reset
+E-stop: the node follows the safety filter's latched ``estop`` state (std_msgs/Bool), and sends no reset before it
+has received it (a reset moves the arm). While it is engaged no reset
 is sent and no episode starts: the running episode ends at once (reason ``estop``; like a stalled one it is left out
 of success rates and runs again with the same seed), a reset in flight is abandoned (its result ignored), and
 ``~/start_episode`` is refused. Releasing the e-stop starts nothing: the next ``~/start_episode`` call resumes (with
@@ -118,7 +119,8 @@ class EpisodeManager(Node):
         self._ready_since_s: float | None = None
         self._progress_s = 0.0
         """When the running episode started or last got a reward (monotonic s)."""
-        self._estopped = False
+        self._estopped: bool | None = None
+        """The e-stop state; None until the first ``estop`` message."""
         self._instruction_pub = self.create_publisher(String, "instruction", INSTRUCTION_QOS)
         self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
@@ -153,6 +155,10 @@ class EpisodeManager(Node):
             return
         if (self.episode is not None or not self._start_wanted or self._estopped or self._finished_schedule()
                 or now_s < self._retry_at_s):
+            return
+        if self._estopped is None:
+            self.get_logger().info("waiting for the e-stop state on estop (the safety filter latches it)",
+                                   throttle_duration_sec=5.0)
             return
         if not self._reset_client.service_is_ready():
             self.get_logger().info("waiting for the reset_episode service", throttle_duration_sec=5.0)
@@ -215,9 +221,10 @@ class EpisodeManager(Node):
     def _on_estop(self, msg: Bool) -> None:
         if msg.data == self._estopped:
             return
-        self._estopped = msg.data
+        known, self._estopped = self._estopped is not None, msg.data
         if not msg.data:
-            self.get_logger().info("e-stop released: the next ~/start_episode resumes the episodes")
+            if known:
+                self.get_logger().info("e-stop released: the next ~/start_episode resumes the episodes")
             return
         self._start_wanted = False
         if self._reset_future is not None:

@@ -89,6 +89,8 @@ def declare_config(node: Node, config_type: type[ConfigT], apply: Callable[[Conf
             apply(candidate)
         except ValueError as error:
             return _refusal(node, f"invalid parameters: {error}")
+        except Exception as error:  # noqa: BLE001 - a failure to apply is a refusal, never a dead parameter service
+            return _refusal(node, f"cannot apply {sorted(changed)}: {type(error).__name__}: {error}")
         current[0] = candidate
         node.get_logger().info(f"parameters changed at run time: {changed}")
         return SetParametersResult(successful=True)

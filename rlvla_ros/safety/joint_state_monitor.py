@@ -118,6 +118,11 @@ class JointStateMonitor:
             return JointStateFault(FAULT_STALE, f"no joint state for {age_s:.2f} s (timeout {self.limits.timeout_s} s)")
         return None
 
+    @property
+    def resetting(self) -> bool:
+        """Between :meth:`expect_reset` and :meth:`reset_done`."""
+        return self._resetting
+
     def expect_reset(self) -> None:
         """The driver is about to reset the arm: until :meth:`reset_done`, a jump is its new position."""
         self._resetting = True
