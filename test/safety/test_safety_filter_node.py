@@ -57,9 +57,6 @@ class Rig:
         self.teleop = self.test.create_publisher(ActionChunk, "teleop/action_chunk", 10)
         self.joint_states = self.test.create_publisher(JointState, "joint_states", 10)
         self.episode_events = self.test.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
-        self.stats: list[dict] = []
-        self.test.create_subscription(String, "safety_filter/stats", lambda m: self.stats.append(json.loads(m.data)),
-                                      STATS_QOS)
         self.estop_client = self.test.create_client(SetBool, "safety_filter/estop")
         self.parameters = AsyncParameterClient(self.test, "safety_filter")
         self.joint_state_timer = self.test.create_timer(0.05, self._publish_joint_state)
@@ -68,6 +65,9 @@ class Rig:
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in endpoints), 10.0)
         assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in (self.policy, self.teleop)), 10.0)
         assert self.estop_client.wait_for_service(timeout_sec=10.0)
+        self.stats: list[dict] = []  # latched: no need to wait for the match
+        self.test.create_subscription(String, "safety_filter/stats", lambda m: self.stats.append(json.loads(m.data)),
+                                      STATS_QOS)
 
     def _publish_joint_state(self):
         positions = list(self.q) + [0.04, 0.04]
