@@ -12,7 +12,8 @@ is still on the way, as with a lock-step simulator that publishes both at once) 
 
 Measured joint states are checked by :class:`JointStateMonitor`: non-finite, outside the limits, faster than the arm
 can move, or stale is a fault. On entering one the node logs it, sets ``joint_state_fault`` on ``~/stats`` and holds
-the last plausible position; chunks are refused until the joint states are plausible again. A jump between an
+the last plausible position (for staleness the watchdog's stop does); chunks are refused until the joint states are
+plausible again. A jump between an
 ``episode_event`` END and the next START is the driver's reset (the simulator teleports the arm), not a fault.
 
 ``~/estop`` (std_srvs/SetBool) commands a stop and refuses every action until released; its state is latched on
@@ -179,10 +180,11 @@ class SafetyFilter(Node):
             self.monitor.config, self.monitor.limits = robot, config.monitor_limits()
         self._commands.timeout_s = config.watchdog_timeout_s
         self._teleop.timeout_s = config.teleop_timeout_s
-        if self._watchdog_timer is not None:
-            self.destroy_timer(self._watchdog_timer)
-        self._watchdog_timer = self.create_timer(config.watchdog_timeout_s / WATCHDOG_CHECKS_PER_TIMEOUT,
-                                                 self._on_watchdog_timer)
+        period_s = config.watchdog_timeout_s / WATCHDOG_CHECKS_PER_TIMEOUT
+        if self._watchdog_timer is None:
+            self._watchdog_timer = self.create_timer(period_s, self._on_watchdog_timer)
+        else:  # changed in place: destroying a timer the executor may be waiting on races with it
+            self._watchdog_timer.timer_period_ns = round(period_s * 1e9)
         self._stats.set("dry_run", self.dry_run)
 
     def _dry_run_source(self) -> str:
@@ -203,7 +205,10 @@ class SafetyFilter(Node):
             self._execute(chunk)
 
     def _check_fault(self) -> JointStateFault | None:
-        """The current joint-state fault; on entering one, report it and hold the last plausible position."""
+        """The current joint-state fault; on entering one, report it and, unless it is staleness, hold the last
+        plausible position. A stale joint state says nothing wrong about the arm, which ends its last (bounded) command
+        and stays there; the watchdog's stop follows. Not holding at once keeps a slow lock-step simulator from being
+        stepped by a hold."""
         fault = self.monitor.fault(time.monotonic())
         kind = fault.kind if fault else ""
         if kind == self._fault_kind:
@@ -214,8 +219,8 @@ class SafetyFilter(Node):
             self.get_logger().info(f"joint states plausible again (fault was: {previous}); actions accepted")
         else:
             self._stats.count(f"joint_state_faults.{kind}")
-            self.get_logger().error(f"joint state fault ({kind}): {fault.detail}; actions refused, "
-                                    f"{self._command_stop()}")
+            outcome = "the watchdog stops the arm" if kind == FAULT_STALE else self._command_stop()
+            self.get_logger().warning(f"joint state fault ({kind}): {fault.detail}; actions refused, {outcome}")
         return fault
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
