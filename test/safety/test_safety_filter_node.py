@@ -15,6 +15,7 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.nodes import safety_filter
 from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS
 from rlvla_ros.ros.stats import STATS_QOS
@@ -247,15 +248,20 @@ def test_execute_steps_rows_become_points_one_period_apart_within_the_velocity_b
     assert list(r.gripper[0].data) == [0.0]
 
 
-def test_chunks_are_refused_once_joint_states_go_stale(rig):
+def test_chunks_are_refused_once_joint_states_go_stale(rig, skippable_clock):
+    clock = skippable_clock(safety_filter)
     r = rig(watchdog_timeout_s=5.0, joint_state_timeout_s=0.5)
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
     assert r.wait_for(lambda: len(r.executed) == 1)
     r.joint_state_timer.cancel()  # the driver goes quiet
-    time.sleep(1.0)
+    clock.skip(1.0)
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
-    time.sleep(QUIET_S)
-    assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 1
+    assert r.wait_for_stats(lambda s: s["refused"].get("joint_state_fault") == 1 and s["joint_state_fault"] == "stale")
+    r.joint_state_timer.reset()  # fresh joint states again
+    assert r.wait_for_stats(lambda s: s["joint_state_fault"] == "")
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=3))
+    assert r.wait_for(lambda: len(r.executed) == 2)
+    assert [m.step for m in r.executed] == [1, 3]
 
 
 def stamped(msg, seconds: float):
