@@ -22,7 +22,7 @@ engaged are dropped, only chunks arriving afterwards are executed. When valid ac
 ``watchdog_timeout_s`` the node commands one stop. Every stop holds the last plausible measured joints with zero
 velocity, inside the limit margins and within one velocity-bounded step. Every parameter can be changed at run time
 (``ros2 param set``): a valid change applies from the next message on, an invalid one is refused with its reason
-(switching ``dry_run`` on first commands a stop; ``dry_run`` false is refused while the robot config forces it; a
+(switching ``dry_run`` on first commands a stop; switching it off is refused while the robot config forces it; a
 ``robot_config`` for other joints is refused).
 """
 
