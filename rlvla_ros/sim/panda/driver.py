@@ -8,13 +8,13 @@ import math
 import numpy as np
 
 from rlvla_ros.sim.driver import SimDriver
-from rlvla_ros.sim.panda.scene import GRIPPER_MAX_OPENING_M, PANDA_ARM_JOINT_NAMES, PandaPickCubeScene
+from rlvla_ros.sim.panda.scene import GRIPPER_MAX_OPENING_M, PANDA_ARM_JOINT_NAMES, SPLITS, PandaPickCubeScene
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
 from rlvla_ros.sim.trajectory import ArmTrajectory
 
 PANDA_TASKS = {"pick_cube": "pick up the cube"}
 """Task name to instruction."""
-PANDA_SPLITS = ("id",)
+PANDA_SPLITS = SPLITS
 PANDA_MAX_STEPS = 100
 """gym-hil's PandaPickCube episode limit (control steps)."""
 
@@ -35,7 +35,7 @@ class PandaDriver(SimDriver):
         return scene, scene.substeps
 
     def _reset_scene(self, task: str, split: str, seed: int) -> tuple[str, int]:
-        self.sim.reset(np.random.default_rng(seed))
+        self.sim.reset(np.random.default_rng(seed), split)
         return PANDA_TASKS[task], PANDA_MAX_STEPS
 
     def trajectory(self, joint_names, times_ns, positions) -> ArmTrajectory:

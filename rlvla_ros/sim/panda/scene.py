@@ -32,9 +32,27 @@ STIFFNESS = np.array([600.0, 600.0, 600.0, 600.0, 250.0, 150.0, 50.0])
 """Joint impedance stiffness (N m / rad), franka_example_controllers' joint_impedance values."""
 DAMPING = np.array([50.0, 50.0, 50.0, 50.0, 30.0, 25.0, 15.0])
 """Joint impedance damping (N m s / rad)."""
+SPLITS = ("id", "ood_position", "ood_color", "ood_lighting")
+"""id: gym-hil's scene, the cube in its sampling region (x 0.3..0.5, y -0.15..0.15 m); ood_position: the cube in the
+band around that region (x 0.25..0.55, y -0.25..0.25 m, outside it); ood_color: a cube colour far from gym-hil's
+purple; ood_lighting: the lights and the headlight dimmed to 35-60% and tinted."""
+_OOD_POSITION_BOUNDS = np.array([[0.25, -0.25], [0.55, 0.25]])
 _SCENE_JOINTS = tuple(f"joint{i}" for i in range(1, 8))
 _SCENE_GRIPPER_JOINT = "left_driver_joint"
 _MAX_GRIPPER_CTRL = 255.0
+
+
+_OOD_COLOURS = np.array([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.95, 0.85, 0.1], [0.1, 0.3, 0.9]])
+"""Red, green, yellow, blue: far from the ID cube's purple (0.6, 0.3, 0.6)."""
+
+
+def _cube_position(rng: np.random.Generator, split: str) -> np.ndarray:
+    if split != "ood_position":
+        return rng.uniform(_SAMPLING_BOUNDS[0], _SAMPLING_BOUNDS[1])
+    while True:  # the band around the ID region: about half of the outer box, so a few draws at most
+        xy = rng.uniform(_OOD_POSITION_BOUNDS[0], _OOD_POSITION_BOUNDS[1])
+        if np.any(xy < _SAMPLING_BOUNDS[0]) or np.any(xy > _SAMPLING_BOUNDS[1]):
+            return xy
 
 
 class PandaPickCubeScene:
@@ -65,15 +83,32 @@ class PandaPickCubeScene:
         self.image_size = image_size
         self._renderer = mujoco.Renderer(self.model, height=image_size, width=image_size)
         self._targets = np.zeros(7)
+        self._block_geom = self.model.geom("block").id
+        self._default_rgba = self.model.geom_rgba[self._block_geom].copy()
+        self._default_diffuse = self.model.light_diffuse.copy()
+        headlight = self.model.vis.headlight
+        self._default_headlight = (headlight.ambient.copy(), headlight.diffuse.copy())
         self.reset(np.random.default_rng(0))
 
-    def reset(self, rng: np.random.Generator) -> None:
-        """gym-hil's reset (home pose, cube, the lift height success is measured from), then the cube at a point
-        of gym-hil's sampling region drawn from ``rng``; gripper open, set points at the home pose."""
+    def reset(self, rng: np.random.Generator, split: str = "id") -> None:
+        """gym-hil's reset (home pose, cube, the lift height success is measured from), then the cube, its colour and
+        the lights of ``split`` (see :data:`SPLITS`) drawn from ``rng``; gripper open, set points at the home pose."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
         self.env.reset()
         block = self.data.jnt("block")
-        block.qpos[:2] = rng.uniform(_SAMPLING_BOUNDS[0], _SAMPLING_BOUNDS[1])
+        block.qpos[:2] = _cube_position(rng, split)
         block.qvel[:] = 0.0
+        self.model.geom_rgba[self._block_geom] = self._default_rgba
+        light = np.ones(3)
+        if split == "ood_color":
+            self.model.geom_rgba[self._block_geom, :3] = rng.choice(_OOD_COLOURS)
+        elif split == "ood_lighting":
+            light = rng.uniform(0.35, 0.6) * rng.uniform(0.8, 1.0, 3)
+        # the headlight lights most of the scene: it dims with the lights
+        self.model.light_diffuse[:] = self._default_diffuse * light
+        self.model.vis.headlight.ambient[:] = self._default_headlight[0] * light
+        self.model.vis.headlight.diffuse[:] = self._default_headlight[1] * light
         self.data.ctrl[self._gripper_ctrl] = 0.0
         mujoco.mj_forward(self.model, self.data)
         self._targets = self.data.qpos[self._qpos].copy()
