@@ -7,18 +7,15 @@ import mujoco
 import numpy as np
 import pytest
 
-from rlvla_ros.sim.panda.driver import PandaDriver
 from rlvla_ros.sim.panda.scene import JOINT_NAMES, PANDA_ARM_JOINT_NAMES
 
 HOME = np.array([0.0, 0.195, 0.0, -2.43, 0.0, 2.62, 0.785])
 """gym-hil's PandaPickCube home pose."""
 
 
-@pytest.fixture(scope="module")
-def driver():
-    panda = PandaDriver(image_size=64)
-    yield panda
-    panda.close()
+@pytest.fixture
+def driver(panda_driver):
+    return panda_driver
 
 
 def test_joint_states_name_the_panda_joints_and_start_at_home(driver):
@@ -102,10 +99,10 @@ def test_success_is_gym_hils_pick_cube_predicate(driver):
 def test_cameras_render_headless_with_pinhole_intrinsics(driver):
     driver.reset(seed=5)
     front, wrist = driver.render("front"), driver.render("wrist")
-    assert front.shape == wrist.shape == (64, 64, 3) and front.dtype == np.uint8
+    assert front.shape == wrist.shape == (48, 48, 3) and front.dtype == np.uint8
     assert front.std() > 10 and wrist.std() > 5 and not np.array_equal(front, wrist)
     intrinsics = driver.camera_intrinsics("front")
-    assert intrinsics.fy == pytest.approx(32 / math.tan(math.radians(45 / 2)))
-    assert (intrinsics.cx, intrinsics.width) == (31.5, 64)
+    assert intrinsics.fy == pytest.approx(24 / math.tan(math.radians(45 / 2)))
+    assert (intrinsics.cx, intrinsics.width) == (23.5, 48)
     with pytest.raises(ValueError, match="unknown camera 'side'"):
         driver.render("side")

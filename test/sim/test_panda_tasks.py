@@ -3,17 +3,14 @@
 import numpy as np
 import pytest
 
-from rlvla_ros.sim.panda.driver import PandaDriver
 from rlvla_ros.sim.panda.expert import PandaPickExpert, run_episode, wilson_interval
 
 ID_LOW, ID_HIGH = np.array([0.3, -0.15]), np.array([0.5, 0.15])
 
 
-@pytest.fixture(scope="module")
-def driver():
-    panda = PandaDriver(image_size=48)
-    yield panda
-    panda.close()
+@pytest.fixture
+def driver(panda_driver):
+    return panda_driver
 
 
 def test_id_and_ood_position_cubes_lie_inside_and_around_gym_hils_sampling_region(driver):
