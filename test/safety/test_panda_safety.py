@@ -124,3 +124,38 @@ def test_the_node_commands_panda_joints_and_stops_once_when_actions_stop(ros_gra
     count = len(trajectories)
     time.sleep(0.6)  # two watchdog periods: a lapse is reported once
     assert len(trajectories) == count
+
+
+def test_with_dry_run_off_the_safety_filter_drives_the_panda_driver(ros_graph, wait_for, kinematics):
+    """The real-arm pair on the Panda: safety filter (panda.yaml, dry run off) -> panda_driver (lockstep)."""
+    from rlvla_ros.nodes.panda_driver import PandaDriverNode
+
+    ros_graph.add(PandaDriverNode(context=ros_graph.context, parameter_overrides=[
+        Parameter("clock_mode", value="lockstep"), Parameter("lockstep_heartbeat_hz", value=5.0),
+        Parameter("image_size", value=16)]))
+    safety = ros_graph.add(SafetyFilter(context=ros_graph.context, parameter_overrides=[
+        Parameter("robot_config", value=str(robot_config_path("panda"))), Parameter("dry_run", value=False),
+        Parameter("watchdog_timeout_s", value=30.0), Parameter("joint_state_timeout_s", value=2.0)]))
+    assert not safety.dry_run  # panda.yaml leaves dry run to the parameter (real.launch.yaml: on by default)
+    test = ros_graph.node("panda_pair_test")
+    states: list[JointState] = []
+    executed: list[ActionChunk] = []
+    test.create_subscription(JointState, "joint_states", states.append, 10)
+    test.create_subscription(ActionChunk, "executed_action", executed.append, 10)
+    policy = test.create_publisher(ActionChunk, "action_chunk", 10)
+    assert wait_for(lambda: policy.get_subscription_count() > 0 and states)
+
+    def send(step: int) -> None:
+        policy.publish(ActionChunk(episode_id="ep", step=step, horizon=1, action_dim=5, source="policy",
+                                   actions=[1.0, 0.0, 0.0, 0.0, 0.0], action_space="ee_delta"))
+
+    start = kinematics.forward(np.array(states[-1].position[:7])).position_m
+    for step in range(3):
+        count = len(executed)
+        send(step)
+        while not wait_for(lambda: len(executed) > count, 1.0):  # refused until a fresh joint state is held
+            send(step)
+    # three 3 cm steps, each bounded by the Panda's joint speeds (0.055 rad per step) and followed with some lag
+    assert wait_for(lambda: kinematics.forward(np.array(states[-1].position[:7])).position_m[0] > start[0] + 0.015)
+    moved = kinematics.forward(np.array(states[-1].position[:7])).position_m - start
+    assert abs(moved[1]) < 0.01 and abs(moved[2]) < 0.01  # +x only, as asked
