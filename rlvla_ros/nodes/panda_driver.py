@@ -13,7 +13,8 @@ The sim_bridge node's interfaces, clock modes and rules (see :mod:`rlvla_ros.nod
 - ``camera/image_raw`` + ``camera/camera_info`` (front), ``wrist_camera/...`` when ``wrist_camera`` is set;
 - ``reset_episode`` and the privileged ``sim/success`` (gym-hil's PandaPickCube predicate), ``sim/episode``.
 
-``publish_expert_action`` is refused: no scripted expert drives the Panda yet.
+``publish_expert_action`` publishes the scripted pick expert's ``ee_delta`` actions on ``sim/expert_action``
+(:mod:`rlvla_ros.sim.panda.expert`), for demonstrations through the safety filter's teleop input.
 """
 
 from __future__ import annotations
@@ -38,11 +39,6 @@ class PandaDriverConfig(SimBridgeConfig):
         "description": f"split of the first episode and of resets that name none ({', '.join(PANDA_SPLITS)})"})
     interpolation: str = field(default="linear", metadata={
         "description": "trajectory set points: linear (as the joint_trajectory_controller) or step"})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.publish_expert_action:
-            raise ValueError("publish_expert_action: the Panda has no scripted expert yet")
 
 
 class PandaDriverNode(SimBridge):

@@ -65,9 +65,9 @@ def test_the_lockstep_panda_driver_serves_the_franka_interfaces(ros_graph, wait_
     assert "must be exactly the arm joints" in reasons[0] and "not a finite value in [0, 0.085]" in reasons[1]
 
 
-def test_the_panda_driver_refuses_tabletop_tasks_and_the_missing_expert():
+def test_the_panda_driver_refuses_tabletop_tasks():
     with pytest.raises(ValueError, match=r"task must be one of \['pick_cube'\], got 'lift'"):
         PandaDriverConfig(task="lift")
-    with pytest.raises(ValueError, match="no scripted expert"):
-        PandaDriverConfig(publish_expert_action=True)
+    with pytest.raises(ValueError, match=r"split must be one of \['id', 'ood_position', 'ood_color', 'ood_lighting'\]"):
+        PandaDriverConfig(split="ood_distractor")
     assert (PandaDriverConfig().task, PandaDriverConfig().interpolation) == ("pick_cube", "linear")

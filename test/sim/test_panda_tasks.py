@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rlvla_ros.sim.panda.expert import PandaPickExpert, run_episode, wilson_interval
+from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
+from rlvla_ros.sim.panda.expert import PandaPickExpert, run_ee_delta_episode, run_episode, wilson_interval
 
 ID_LOW, ID_HIGH = np.array([0.3, -0.15]), np.array([0.5, 0.15])
 
@@ -55,6 +56,17 @@ def test_the_scripted_expert_picks_the_cube_by_gym_hils_predicate(driver, split,
         assert not driver.is_success()
         assert run_episode(driver, expert, seed, split)
         assert expert.phase == "lift" and driver.episode.split == split
+
+
+def test_the_experts_ee_delta_actions_through_the_safety_filter_pick_the_cube(driver):
+    robot = load_robot_config(robot_config_path("panda"))
+    safety = ActionSafetyFilter(robot, make_kinematics(robot))
+    driver.reset(seed=0)
+    action = driver.expert_action()
+    assert action.shape == (5,) and action[4] == -1.0  # open while approaching
+    assert np.linalg.norm(action[:3]) == pytest.approx(1.0, abs=1e-6)  # a full 3 cm step towards the cube
+    for seed in (0, 1):
+        assert run_ee_delta_episode(driver, safety, seed)
 
 
 def test_an_expert_that_never_closes_the_gripper_fails(driver, monkeypatch):

@@ -31,11 +31,14 @@ class PandaDriver(SimDriver):
         super().__init__(task, split, seed, control_rate_hz, image_size, interpolation)
 
     def _make_scene(self, task: str, split: str, image_size: int, control_rate_hz: float) -> tuple:
+        self._expert = None
         scene = PandaPickCubeScene(image_size=image_size, control_rate_hz=control_rate_hz)
         return scene, scene.substeps
 
     def _reset_scene(self, task: str, split: str, seed: int) -> tuple[str, int]:
         self.sim.reset(np.random.default_rng(seed), split)
+        if self._expert is not None:
+            self._expert.reset()
         return PANDA_TASKS[task], PANDA_MAX_STEPS
 
     def trajectory(self, joint_names, times_ns, positions) -> ArmTrajectory:
@@ -50,8 +53,13 @@ class PandaDriver(SimDriver):
         self.sim.set_gripper(opening_m)
 
     def expert_action(self) -> np.ndarray:
-        """No scripted ``ee_delta`` expert drives the Panda yet."""
-        raise NotImplementedError("the Panda has no scripted ee_delta expert")
+        """The scripted pick expert's ``ee_delta`` action for this step (privileged state; once per control
+        period, as :meth:`SimDriver.expert_action`)."""
+        if self._expert is None:
+            from rlvla_ros.sim.panda.expert import PandaPickExpert  # it drives this class: imported on first use
+
+            self._expert = PandaPickExpert(self)
+        return self._expert.ee_delta()
 
     def is_success(self) -> bool:
         """gym-hil's PandaPickCube success predicate."""

@@ -46,9 +46,21 @@ class PandaPickExpert:
 
     def act(self) -> tuple[np.ndarray, float]:
         """Joint targets (rad, panda_joint1..7) and the gripper opening (m) for this step."""
-        cube = self.driver.sim.block_position()
         q_set = self.driver.sim.arm_targets()
         pinch = self.kinematics.forward(q_set).position_m
+        step, opening = self._step(pinch)
+        return self.kinematics.inverse(EePose(pinch + step, self._yaw), q_set), opening
+
+    def ee_delta(self) -> np.ndarray:
+        """The same step as an ``ee_delta`` action ``[dx, dy, dz, dyaw, gripper]`` (translation in units of
+        ``max_step_m``, gripper 1 closes, -1 opens), for the graph's teleop input and the safety filter."""
+        pinch = self.kinematics.forward(self.driver.sim.arm_targets()).position_m
+        step, opening = self._step(pinch)
+        return np.array([*(step / self.max_step_m), 0.0, 1.0 if opening == 0.0 else -1.0], dtype=np.float32)
+
+    def _step(self, pinch: np.ndarray) -> tuple[np.ndarray, float]:
+        """This step's pinch-point displacement and gripper opening, moving the script on."""
+        cube = self.driver.sim.block_position()
         opening = GRIPPER_MAX_OPENING_M
         if self.phase == "approach":
             goal = cube + [0.0, 0.0, _APPROACH_HEIGHT_M]
@@ -69,7 +81,7 @@ class PandaPickExpert:
         distance = float(np.linalg.norm(step))
         if distance > self.max_step_m:
             step *= self.max_step_m / distance
-        return self.kinematics.inverse(EePose(pinch + step, self._yaw), q_set), opening
+        return step, opening
 
 
 def run_episode(driver: PandaDriver, expert: PandaPickExpert, seed: int, split: str = "id",
@@ -82,6 +94,26 @@ def run_episode(driver: PandaDriver, expert: PandaPickExpert, seed: int, split: 
         q, opening = expert.act()
         driver.set_gripper(opening)
         driver.follow(driver.trajectory(PANDA_ARM_JOINT_NAMES, [period_ns], [q]))
+        driver.advance(1)
+        if driver.is_success():
+            return True
+    return False
+
+
+def run_ee_delta_episode(driver: PandaDriver, safety, seed: int, split: str = "id",
+                         max_steps: int = PANDA_MAX_STEPS) -> bool:
+    """One lockstep episode of the expert's ``ee_delta`` actions turned into joint commands by ``safety`` (an
+    :class:`~rlvla_ros.safety.ActionSafetyFilter` on the Panda's robot config), as the graph runs them."""
+    driver.reset(split=split, seed=seed)
+    setpoint = None
+    for _ in range(max_steps):
+        q = driver.joint_state().positions[:7]
+        result = safety.filter(driver.expert_action(), q, safety.reference_joints(q, setpoint))
+        if result.command is None:
+            raise RuntimeError(f"the safety filter refused an expert action: {result.rejection}")
+        setpoint = result.command.joint_positions_rad
+        driver.set_gripper(result.command.gripper_opening_m)
+        driver.follow(driver.trajectory(PANDA_ARM_JOINT_NAMES, [driver.control_period_ns], [setpoint]))
         driver.advance(1)
         if driver.is_success():
             return True
@@ -103,14 +135,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--split", default="id", choices=SPLITS)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--via-safety-filter", action="store_true",
+                        help="act in ee_delta through the safety filter on config/robots/panda.yaml, as the graph does")
     args = parser.parse_args(argv)
     driver = PandaDriver(image_size=16)
-    expert = PandaPickExpert(driver)
-    outcomes = [run_episode(driver, expert, args.first_seed + i, args.split) for i in range(args.episodes)]
+    seeds = [args.first_seed + i for i in range(args.episodes)]
+    if args.via_safety_filter:
+        from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
+
+        robot = load_robot_config(robot_config_path("panda"))
+        safety = ActionSafetyFilter(robot, make_kinematics(robot))
+        outcomes = [run_ee_delta_episode(driver, safety, seed, args.split) for seed in seeds]
+    else:
+        expert = PandaPickExpert(driver)
+        outcomes = [run_episode(driver, expert, seed, args.split) for seed in seeds]
     driver.close()
     successes = sum(outcomes)
     low, high = wilson_interval(successes, args.episodes)
-    print(json.dumps({"task": "pick_cube", "split": args.split, "episodes": args.episodes, "first_seed": args.first_seed,
+    print(json.dumps({"task": "pick_cube", "split": args.split, "via_safety_filter": args.via_safety_filter, "episodes": args.episodes, "first_seed": args.first_seed,
                       "successes": successes, "success_rate": successes / args.episodes,
                       "wilson95": [round(low, 3), round(high, 3)],
                       "failed_seeds": [args.first_seed + i for i, ok in enumerate(outcomes) if not ok]}))
