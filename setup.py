@@ -26,6 +26,8 @@ setup(
         "pillow>=10",
         "rosbags>=0.10",
         "mcap>=1.2",
+        "pyarrow>=15",
+        "av>=14",
         "tensorboard>=2.16",
         "matplotlib>=3.8",
         "tqdm>=4.66",

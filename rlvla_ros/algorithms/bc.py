@@ -16,7 +16,7 @@ import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
 from rlvla_ros.algorithms.policy_inputs import PolicyInputs
-from rlvla_ros.data import EpisodeRecord, OfflineDataset, episodes_from_bag, find_bags
+from rlvla_ros.data import EpisodeRecord, OfflineDataset, dataset_episodes
 from rlvla_ros.training import distributed
 
 
@@ -56,12 +56,12 @@ class BcConfig(TrainerConfig):
 
 
 def load_episodes(paths: list, tasks: list[str]) -> list[EpisodeRecord]:
-    """Complete episodes of every bag under ``paths``, optionally only some tasks; ValueError when none."""
+    """Complete episodes of every bag under ``paths`` (or LeRobot v3.0 dataset among them), optionally only some
+    tasks; ValueError when none."""
     episodes = [
         episode
         for path in paths
-        for bag in find_bags(path)
-        for episode in episodes_from_bag(bag)
+        for episode in dataset_episodes(path)
         if not tasks or episode.task in tasks
     ]
     if not episodes:

@@ -1,4 +1,5 @@
-"""`rlvla dataset info|recover <path>`: inspect recorded bags and repair interrupted ones, without ROS running."""
+"""`rlvla dataset info|recover|export-lerobot`: inspect recorded bags, repair interrupted ones and export them as
+LeRobot v3.0 datasets, without ROS running."""
 
 import argparse
 import json
@@ -14,6 +15,18 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
     recover = actions.add_parser("recover", help="make a bag left by a killed recorder readable (like reindex)")
     recover.add_argument("path", help="the rosbag2 directory")
     recover.set_defaults(handler=_recover)
+    export = actions.add_parser(
+        "export-lerobot", help="write the complete episodes of bags as a LeRobotDataset v3.0 (RL columns included)"
+    )
+    export.add_argument("bags", nargs="+", help="rosbag2 directories or folders of them")
+    export.add_argument("output", help="the dataset directory to create (must not exist, or be empty)")
+    export.add_argument("--fps", type=int, default=10, help="control rate the episodes were recorded at (10)")
+    export.add_argument(
+        "--video-codec", choices=("lossless", "av1"), default="lossless",
+        help="lossless: H.264 RGB, decodes back exactly (default); av1: LeRobot's usual, ~4x smaller, lossy",
+    )
+    export.add_argument("--robot-type", default="rlvla_arm", help="info.json robot_type (rlvla_arm)")
+    export.set_defaults(handler=_export_lerobot)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -40,4 +53,22 @@ def _recover(args: argparse.Namespace) -> int:
         print(f"recovered {report['messages']} messages on {len(report['topics'])} topics into {report['path']}")
     else:
         print(f"{report['path']} is complete; nothing to recover")
+    return 0
+
+
+def _export_lerobot(args: argparse.Namespace) -> int:
+    from rlvla_ros.data import export_lerobot
+
+    try:
+        info = export_lerobot(
+            args.bags, args.output, fps=args.fps, codec=args.video_codec, robot_type=args.robot_type
+        )
+    except ValueError as error:
+        print(f"rlvla dataset export-lerobot: {error}")
+        return 1
+    cameras = [name for name, feature in info["features"].items() if feature["dtype"] == "video"]
+    print(
+        f"wrote {info['total_episodes']} episodes, {info['total_frames']} frames, {info['total_tasks']} tasks, "
+        f"cameras {', '.join(cameras)} to {args.output} (LeRobot {info['codebase_version']})"
+    )
     return 0

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rlvla_ros.data.bag_episodes import episodes_from_bag
-from rlvla_ros.data.bag_reader import find_bags
+from rlvla_ros.data.dataset_sources import dataset_episodes
 from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
 
 
@@ -56,11 +55,10 @@ class OfflineDataset:
         splits: Sequence[str] | None = None,
         include_incomplete: bool = False,
     ) -> OfflineDataset:
-        """Load every episode of a bag or folder of bags, optionally only some tasks / splits."""
+        """Load every episode of a bag, folder of bags or LeRobot v3.0 dataset, optionally only some tasks / splits."""
         episodes = [
             episode
-            for bag in find_bags(path)
-            for episode in episodes_from_bag(bag, camera=camera, include_incomplete=include_incomplete)
+            for episode in dataset_episodes(path, camera=camera, include_incomplete=include_incomplete)
             if (tasks is None or episode.task in tasks) and (splits is None or episode.split in splits)
         ]
         return cls(episodes, horizon=horizon, gamma=gamma)

@@ -49,7 +49,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from builtin_interfaces.msg import Time
 from rclpy.clock import Clock, ClockType
@@ -69,7 +69,7 @@ from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
 from rlvla_ros.sim.tasks import SPLITS, TASKS
-from rlvla_ros.sim.trajectory import INTERPOLATIONS, ArmTrajectory
+from rlvla_ros.sim.trajectory import INTERPOLATIONS
 from rlvla_ros.srv import ResetEpisode
 
 CLOCK_MODES = ("realtime", "lockstep")
@@ -86,6 +86,9 @@ ResultT = TypeVar("ResultT")
 @dataclass
 class SimBridgeConfig:
     """Parameters of the sim_bridge node."""
+
+    valid_tasks: ClassVar[tuple[str, ...]] = tuple(sorted(TASKS))
+    valid_splits: ClassVar[tuple[str, ...]] = SPLITS
 
     task: str = field(default="lift", metadata={
         "description": f"task of the first episode and of resets that name none ({', '.join(sorted(TASKS))})"})
@@ -112,10 +115,10 @@ class SimBridgeConfig:
                        "from the episode_event START of the current episode to its END"})
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {sorted(TASKS)}, got {self.task!r}")
-        if self.split not in SPLITS:
-            raise ValueError(f"split must be one of {list(SPLITS)}, got {self.split!r}")
+        if self.task not in self.valid_tasks:
+            raise ValueError(f"task must be one of {list(self.valid_tasks)}, got {self.task!r}")
+        if self.split not in self.valid_splits:
+            raise ValueError(f"split must be one of {list(self.valid_splits)}, got {self.split!r}")
         if self.image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {self.image_size}")
         if not self.rate_hz > 0:
@@ -131,15 +134,19 @@ class SimBridgeConfig:
 class SimBridge(Node):
     """Driver topics and services over :class:`SimDriver`; see the module docstring."""
 
+    node_name: ClassVar[str] = "sim_bridge"
+    config_class: ClassVar[type[SimBridgeConfig]] = SimBridgeConfig
+    driver_class: ClassVar[type[SimDriver]] = SimDriver
+
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__("sim_bridge", **kwargs)
-        self.config = declare_config(self, SimBridgeConfig)
+        super().__init__(self.node_name, **kwargs)
+        self.config = declare_config(self, self.config_class)
         c = self.config
         # An EGL context is current in one thread only, and executors run callbacks on any of theirs: everything
         # that renders (making the driver, resets, sensor sets) runs on this one thread.
         self._render_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sim_render")
         self.driver = self._on_render_thread(
-            SimDriver, c.task, c.split, c.seed, c.rate_hz, c.image_size, c.interpolation)
+            self.driver_class, c.task, c.split, c.seed, c.rate_hz, c.image_size, c.interpolation)
         self.lockstep = c.clock_mode == "lockstep"
         self._clock_origin_ns = 0 if self.lockstep else time.time_ns()
         self._cameras = ["front", "wrist"] if c.wrist_camera else ["front"]
@@ -215,7 +222,7 @@ class SimBridge(Node):
         if self._sent_before_reset("arm_controller/joint_trajectory", info):
             return
         try:
-            trajectory = ArmTrajectory.from_points(
+            trajectory = self.driver.trajectory(
                 msg.joint_names,
                 [p.time_from_start.sec * 1_000_000_000 + p.time_from_start.nanosec for p in msg.points],
                 [p.positions for p in msg.points])

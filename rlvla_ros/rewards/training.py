@@ -21,8 +21,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from rlvla_ros.data.bag_episodes import episodes_from_bag
-from rlvla_ros.data.bag_reader import find_bags
+from rlvla_ros.data.dataset_sources import dataset_episodes
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.rewards.labelled_episodes import frame_labels
 from rlvla_ros.rewards.success_classifier import SuccessClassifier, SuccessClassifierConfig
@@ -309,7 +308,7 @@ def train_success_classifier_from_datasets(
         config = dataclasses.replace(config, steps=steps)
     if not datasets:
         raise ValueError("success_classifier needs at least one recorded dataset")
-    episodes = [e for path in datasets for bag in find_bags(path) for e in episodes_from_bag(bag, camera=camera)]
+    episodes = [e for path in datasets for e in dataset_episodes(path, camera=camera)]
     model, metrics = train_success_classifier(episodes, config, progress=progress, should_stop=should_stop)
     model.save_pretrained(output_dir)
     return model, metrics

@@ -30,6 +30,8 @@ def make_kinematics(config: RobotConfig) -> Kinematics:
     """The kinematics backend the robot config selects."""
     if config.kinematics.backend == "moveit":
         return MoveItKinematics(config.kinematics.group, config.kinematics.tip_link, config.kinematics.ik_timeout_s)
+    if config.kinematics.backend == "mjcf":
+        return mjcf_kinematics(config)
     return mujoco_kinematics(config)
 
 
@@ -42,6 +44,15 @@ def mujoco_kinematics(config: RobotConfig) -> ArmKinematics:
         raise ValueError(f"the mujoco kinematics backend drives the joints {ARM_JOINT_NAMES}, but robot "
                          f"'{config.name}' lists {config.arm_joint_names}")
     return ArmKinematics(mujoco.MjModel.from_xml_path(str(config.kinematics.model_path)))
+
+
+def mjcf_kinematics(config: RobotConfig) -> ArmKinematics:
+    """:class:`ArmKinematics` over any arm's MJCF (e.g. the 7-DoF Panda): the config's model joints, tip site and
+    joint limits; damped least squares over all arm joints (a redundant arm's extra freedom is left to the
+    seed)."""
+    k = config.kinematics
+    return ArmKinematics(mujoco.MjModel.from_xml_path(str(k.model_path)), joint_names=k.model_joint_names,
+                         site=k.tip_site, joint_limits_rad=config.joint_limits_rad)
 
 
 class MoveItKinematics:

@@ -7,6 +7,7 @@ key. See ``config/robots/tabletop_sim.yaml`` for the annotated format.
 
 from __future__ import annotations
 
+import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 from rlvla_ros.sim.kinematics import EeDeltaConfig
 from rlvla_ros.sim.tabletop_sim import MODEL_PATH
 
-KINEMATICS_BACKENDS = ("mujoco", "moveit")
+KINEMATICS_BACKENDS = ("mujoco", "mjcf", "moveit")
 
 _SECTIONS = {
     "": ("name", "control_rate_hz", "dry_run", "arm", "gripper", "workspace", "ee_delta", "kinematics"),
@@ -26,6 +27,7 @@ _SECTIONS = {
     "workspace": ("min_m", "max_m", "tolerance_m"),
     "ee_delta": ("max_translation_m", "max_yaw_rad"),
     "kinematics/mujoco": ("backend", "model_path"),
+    "kinematics/mjcf": ("backend", "model_path", "model_joint_names", "tip_site"),
     "kinematics/moveit": ("backend", "group", "tip_link", "ik_timeout_s"),
 }
 
@@ -35,9 +37,14 @@ class KinematicsConfig:
     """Which forward/inverse kinematics the safety filter uses."""
 
     backend: str
-    """``mujoco`` (an MJCF model, our simulated arm) or ``moveit`` (moveit_py with the robot's MoveIt config)."""
+    """``mujoco`` (our simulated arm's MJCF), ``mjcf`` (any arm's MJCF, e.g. a 7-DoF Panda) or ``moveit`` (moveit_py
+    with the robot's MoveIt config)."""
     model_path: Path | None = None
-    """mujoco: the MJCF file."""
+    """mujoco, mjcf: the MJCF file."""
+    model_joint_names: tuple[str, ...] = ()
+    """mjcf: the model's joints for ``arm.joint_names``, in that order."""
+    tip_site: str = ""
+    """mjcf: the model's site whose pose is the end effector (z pointing down with the gripper)."""
     group: str = ""
     """moveit: planning group of the arm joints."""
     tip_link: str = ""
@@ -48,8 +55,11 @@ class KinematicsConfig:
     def __post_init__(self) -> None:
         if self.backend not in KINEMATICS_BACKENDS:
             raise ValueError(f"kinematics.backend must be one of {KINEMATICS_BACKENDS}, got {self.backend!r}")
-        if self.backend == "mujoco" and (self.model_path is None or not Path(self.model_path).is_file()):
+        if self.backend in ("mujoco", "mjcf") and (self.model_path is None or not Path(self.model_path).is_file()):
             raise ValueError(f"kinematics.model_path: no MJCF file at {self.model_path}")
+        if self.backend == "mjcf" and (not self.model_joint_names or not self.tip_site):
+            raise ValueError("kinematics.model_joint_names and kinematics.tip_site must name the model's arm joints "
+                             "and end-effector site")
         if self.backend == "moveit":
             if not self.group or not self.tip_link:
                 raise ValueError("kinematics.group and kinematics.tip_link must name the arm group and its tip link")
@@ -125,6 +135,10 @@ class RobotConfig:
                              f"got {low.tolist()} and {high.tolist()}")
         if not self.workspace_tolerance_m >= 0:
             raise ValueError(f"workspace.tolerance_m must be >= 0, got {self.workspace_tolerance_m}")
+        model_joints = self.kinematics.model_joint_names
+        if self.kinematics.backend == "mjcf" and len(model_joints) != n:
+            raise ValueError(f"kinematics.model_joint_names lists {len(model_joints)} joints for the {n} of "
+                             "arm.joint_names")
         if not self.max_translation_m > 0 or not self.max_yaw_rad > 0:
             raise ValueError(f"ee_delta.max_translation_m and ee_delta.max_yaw_rad must be > 0, "
                              f"got {self.max_translation_m} and {self.max_yaw_rad}")
@@ -208,11 +222,28 @@ def _kinematics(value: Any, base_dir: Path) -> KinematicsConfig:
         return KinematicsConfig(backend, group=_string(section["group"], "kinematics.group"),
                                 tip_link=_string(section["tip_link"], "kinematics.tip_link"),
                                 ik_timeout_s=_number(section["ik_timeout_s"], "kinematics.ik_timeout_s"))
+    if backend == "mjcf":
+        return KinematicsConfig(
+            backend, model_path=_model_file(_string(section["model_path"], "kinematics.model_path"), base_dir),
+            model_joint_names=_names(section["model_joint_names"], "kinematics.model_joint_names"),
+            tip_site=_string(section["tip_site"], "kinematics.tip_site"))
     # null means the MJCF that ships with rlvla_ros.sim, which has no stable path relative to an installed config.
     model_path = section["model_path"]
     if model_path is None:
         return KinematicsConfig(backend, model_path=MODEL_PATH)
     return KinematicsConfig(backend, model_path=base_dir / _string(model_path, "kinematics.model_path"))
+
+
+def _model_file(value: str, base_dir: Path) -> Path:
+    """``<python package>:<path inside it>`` (e.g. ``gym_hil:assets/scene.xml``), else a path relative to the
+    config file's folder."""
+    package, separator, inside = value.partition(":")
+    if not separator or "/" in package:
+        return base_dir / value
+    try:
+        return Path(str(importlib.resources.files(package).joinpath(inside)))
+    except ModuleNotFoundError:
+        raise ValueError(f"kinematics.model_path: no Python package {package!r} for {value!r}") from None
 
 
 def _section(value: Any, name: str, schema: str | None = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,6 +49,11 @@ class Episode:
 class SimDriver:
     """Simulated tabletop arm behind driver-like commands; see the module docstring."""
 
+    tasks: Mapping[str, object] = TASKS
+    """Valid task names (keys)."""
+    splits: Sequence[str] = SPLITS
+    """Valid split names."""
+
     def __init__(
         self,
         task: str = "lift",
@@ -64,13 +70,11 @@ class SimDriver:
             raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {INTERPOLATIONS}")
         if not control_rate_hz > 0:
             raise ValueError(f"control_rate_hz must be > 0, got {control_rate_hz}")
-        self.env = TabletopEnv(task=task, split=split, image_size=image_size, control_rate_hz=control_rate_hz)
-        self.sim = self.env.sim
+        self.sim, self.steps_per_period = self._make_scene(task, split, image_size, control_rate_hz)
         self.default_task, self.default_split = task, split
         self.image_size = image_size
         self.interpolation = interpolation
         self.step_ns = round(self.sim.timestep_s * 1e9)
-        self.steps_per_period = self.env.substeps
         self.clock_steps = 0
         """Simulated time since the driver was made, in physics steps."""
         self.episode_step = 0
@@ -82,12 +86,23 @@ class SimDriver:
         self.episode: Episode
         self.reset(task, split, seed)
 
-    @staticmethod
-    def _check(task: str, split: str) -> None:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(TASKS))}")
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    def _make_scene(self, task: str, split: str, image_size: int, control_rate_hz: float) -> tuple:
+        """The simulated scene (set points, gripper, physics steps, joint states, cameras) and its physics steps
+        per control period."""
+        self.env = TabletopEnv(task=task, split=split, image_size=image_size, control_rate_hz=control_rate_hz)
+        return self.env.sim, self.env.substeps
+
+    def _reset_scene(self, task: str, split: str, seed: int) -> tuple[str, int]:
+        """Set up an episode in the scene; returns its instruction and step limit."""
+        self.env.reset(seed=seed, options={"task": task, "split": split})
+        return self.env.instruction, self.env.task.max_steps
+
+    @classmethod
+    def _check(cls, task: str, split: str) -> None:
+        if task not in cls.tasks:
+            raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sorted(cls.tasks))}")
+        if split not in cls.splits:
+            raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(cls.splits)}")
 
     @property
     def time_ns(self) -> int:
@@ -106,7 +121,7 @@ class SimDriver:
         self._check(task, split)
         if seed < 0:
             seed = int(self._seeds.integers(0, MAX_SEED, endpoint=True))
-        self.env.reset(seed=seed, options={"task": task, "split": split})
+        task_instruction, max_steps = self._reset_scene(task, split, seed)
         self._trajectory = None
         self.clock_steps += self.steps_per_period
         self.episode_step = 0
@@ -115,8 +130,8 @@ class SimDriver:
             task=task,
             split=split,
             seed=seed,
-            instruction=instruction or self.env.instruction,
-            max_steps=self.env.task.max_steps,
+            instruction=instruction or task_instruction,
+            max_steps=max_steps,
         )
         return self.episode
 
@@ -125,6 +140,11 @@ class SimDriver:
         self._trajectory = trajectory
         self._trajectory_start_step = self.clock_steps
         self._trajectory_start_q = self.sim.arm_targets()
+
+    def trajectory(self, joint_names, times_ns, positions) -> ArmTrajectory:
+        """A JointTrajectory's names, point times (ns) and positions checked against the arm's joints and limits,
+        in the arm's joint order; ValueError saying what is wrong."""
+        return ArmTrajectory.from_points(joint_names, times_ns, positions)
 
     def set_gripper(self, opening_m: float) -> None:
         """Command the gap between the finger pads; ValueError unless finite and in [0, max opening]."""

@@ -57,7 +57,8 @@ def orientation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
 
 
 class ArmKinematics:
-    """TCP kinematics of the tabletop arm over its MuJoCo model."""
+    """TCP kinematics of an arm over its MuJoCo model: the tabletop arm unless ``joint_names`` (the model's arm joints,
+    base to tip), ``site`` (the TCP site) and ``joint_limits_rad`` ((N, 2)) name another, e.g. a 7-DoF Panda."""
 
     def __init__(
         self,
@@ -66,6 +67,9 @@ class ArmKinematics:
         orientation_weight: float = 0.3,
         max_iters: int = 50,
         tolerance_m: float = 2e-4,
+        joint_names: tuple[str, ...] = ARM_JOINT_NAMES,
+        site: str = "tcp",
+        joint_limits_rad: np.ndarray = ARM_JOINT_LIMITS_RAD,
     ) -> None:
         self.model = model if model is not None else mujoco.MjModel.from_xml_path(str(MODEL_PATH))
         self.data = mujoco.MjData(self.model)
@@ -74,16 +78,19 @@ class ArmKinematics:
         self.max_iters = max_iters
         self.tolerance_m = tolerance_m
         m = self.model
-        self._qpos_ids = np.array([m.jnt_qposadr[m.joint(n).id] for n in ARM_JOINT_NAMES])
-        self._dof_ids = np.array([m.jnt_dofadr[m.joint(n).id] for n in ARM_JOINT_NAMES])
-        self._site = m.site("tcp").id
+        self._qpos_ids = np.array([m.jnt_qposadr[m.joint(n).id] for n in joint_names])
+        self._dof_ids = np.array([m.jnt_dofadr[m.joint(n).id] for n in joint_names])
+        self._limits = np.asarray(joint_limits_rad, dtype=np.float64)
+        if self._limits.shape != (len(joint_names), 2):
+            raise ValueError(f"joint_limits_rad must be ({len(joint_names)}, 2), got {self._limits.shape}")
+        self._site = m.site(site).id
         self._jacp = np.zeros((3, m.nv))
         self._jacr = np.zeros((3, m.nv))
 
     def _set(self, q: np.ndarray) -> None:
         q = np.asarray(q, dtype=np.float64)
-        if q.shape != (len(ARM_JOINT_NAMES),):
-            raise ValueError(f"arm joint vector must have shape ({len(ARM_JOINT_NAMES)},), got {q.shape}")
+        if q.shape != (len(self._qpos_ids),):
+            raise ValueError(f"arm joint vector must have shape ({len(self._qpos_ids)},), got {q.shape}")
         self.data.qpos[self._qpos_ids] = q
         mujoco.mj_kinematics(self.model, self.data)
 
@@ -101,7 +108,7 @@ class ArmKinematics:
 
         Starts from ``q_init`` and returns the best reachable solution when the target is out of reach.
         """
-        lower, upper = ARM_JOINT_LIMITS_RAD[:, 0], ARM_JOINT_LIMITS_RAD[:, 1]
+        lower, upper = self._limits[:, 0], self._limits[:, 1]
         q = np.clip(np.asarray(q_init, dtype=np.float64), lower, upper)
         target_rot = yaw_rotation(target.yaw_rad)
         w = self.orientation_weight

@@ -28,21 +28,28 @@ INTERPOLATIONS = ("step", "linear")
 
 @dataclass(frozen=True)
 class ArmTrajectory:
-    """Validated arm trajectory in :data:`ARM_JOINT_NAMES` order."""
+    """Validated arm trajectory in the arm's joint order (:data:`ARM_JOINT_NAMES` unless another arm's given)."""
 
     times_ns: np.ndarray
     """(K,) int64 time of each point from the trajectory start, strictly increasing."""
     positions_rad: np.ndarray
-    """(K, 5) joint positions of each point."""
+    """(K, J) joint positions of each point."""
 
     @classmethod
     def from_points(
-        cls, joint_names: Sequence[str], times_ns: Sequence[int], positions: Sequence[Sequence[float]]
+        cls,
+        joint_names: Sequence[str],
+        times_ns: Sequence[int],
+        positions: Sequence[Sequence[float]],
+        arm_joint_names: Sequence[str] = ARM_JOINT_NAMES,
+        limits_rad: np.ndarray = ARM_JOINT_LIMITS_RAD,
     ) -> ArmTrajectory:
-        """Check a trajectory message's content and reorder its joints; ValueError saying what is wrong."""
+        """Check a trajectory message's content and reorder its joints into ``arm_joint_names`` (with (J, 2)
+        ``limits_rad``; default this project's arm); ValueError saying what is wrong."""
+        arm_names, limits = tuple(arm_joint_names), np.asarray(limits_rad)
         names = list(joint_names)
-        if len(names) != len(ARM_JOINT_NAMES) or set(names) != set(ARM_JOINT_NAMES):
-            raise ValueError(f"joint names {names} must be exactly the arm joints {list(ARM_JOINT_NAMES)} "
+        if len(names) != len(arm_names) or set(names) != set(arm_names):
+            raise ValueError(f"joint names {names} must be exactly the arm joints {list(arm_names)} "
                              "(in any order)")
         if len(positions) == 0:
             raise ValueError("trajectory has no points")
@@ -54,13 +61,13 @@ class ArmTrajectory:
         times = np.asarray(times_ns, dtype=np.int64)
         if times[0] < 0 or np.any(np.diff(times) <= 0):
             raise ValueError(f"time_from_start must be >= 0 and strictly increasing, got {(times / 1e9).tolist()} s")
-        order = [names.index(name) for name in ARM_JOINT_NAMES]
+        order = [names.index(name) for name in arm_names]
         q = np.asarray(positions, dtype=np.float64)[:, order]
-        bad = ~np.isfinite(q) | (q < ARM_JOINT_LIMITS_RAD[:, 0]) | (q > ARM_JOINT_LIMITS_RAD[:, 1])
+        bad = ~np.isfinite(q) | (q < limits[:, 0]) | (q > limits[:, 1])
         if bad.any():
             k, j = np.argwhere(bad)[0]
-            low, high = ARM_JOINT_LIMITS_RAD[j]
-            raise ValueError(f"point {k}: {ARM_JOINT_NAMES[j]} = {q[k, j]} is not a finite position within "
+            low, high = limits[j]
+            raise ValueError(f"point {k}: {arm_names[j]} = {q[k, j]} is not a finite position within "
                              f"[{low}, {high}] rad")
         return cls(times, q)
 
@@ -72,7 +79,7 @@ class ArmTrajectory:
     def setpoints(
         self, start_q: np.ndarray, first_step: int, num_steps: int, step_ns: int, interpolation: str
     ) -> np.ndarray:
-        """(num_steps, 5) set point in force during physics steps ``first_step ...`` after the trajectory start.
+        """(num_steps, J) set point in force during physics steps ``first_step ...`` after the trajectory start.
 
         ``start_q`` is the set point in force when the trajectory started (used by ``linear``).
         """

@@ -28,7 +28,7 @@ from rlvla_ros.algorithms import (
     parse_overrides_yaml,
     progress_fraction,
 )
-from rlvla_ros.data import find_bags
+from rlvla_ros.data import check_dataset
 from rlvla_ros.policies.base import read_config_json
 
 
@@ -107,7 +107,7 @@ def prepare_job(
     if trainer_class.needs_datasets and not request.datasets:
         raise ValueError(f"{request.algorithm} learns from recorded data: give at least one dataset")
     for dataset in request.datasets:
-        find_bags(dataset)  # raises ValueError naming the path when it is missing, unfinished or holds no bag
+        check_dataset(dataset)  # ValueError naming the path: missing, unfinished, no bag, not a LeRobot v3.0 dataset
     context = JobContext(
         config=config,
         output_dir=output_dir,

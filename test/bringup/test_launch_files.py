@@ -81,14 +81,16 @@ def test_checkpoint_argument_reaches_the_policy_as_a_string():
     assert resolved("sim.launch.yaml", checkpoint="/ckpt/best")["policy"]["params"]["checkpoint"] == "/ckpt/best"
 
 
-@pytest.mark.parametrize("file", ["sim.launch.yaml", "real.launch.yaml", "graph.launch.yaml", "record.launch.yaml"])
+@pytest.mark.parametrize("file", ["sim.launch.yaml", "real.launch.yaml", "graph.launch.yaml", "record.launch.yaml",
+                                  "panda_sim.launch.yaml"])
 def test_every_node_parameter_file_the_launch_files_name_exists(file):
     plan = parse_launch_file(LAUNCH / file, {})
     try:
-        node_files = [spec.cmd[i + 1] for spec in plan.processes for i, arg in enumerate(spec.cmd)
-                      if arg == "--params-file" and not spec.cmd[i + 1].startswith(str(plan.params_dir))]
-        assert len(node_files) == len(plan.processes)
-        missing = [path for path in node_files if not pathlib.Path(path).is_file()]
+        per_node = [[spec.cmd[i + 1] for i, arg in enumerate(spec.cmd)
+                     if arg == "--params-file" and not spec.cmd[i + 1].startswith(str(plan.params_dir))]
+                    for spec in plan.processes]
+        assert all(per_node)
+        missing = [path for files in per_node for path in files if not pathlib.Path(path).is_file()]
         assert missing == []
     finally:
         plan.cleanup()
