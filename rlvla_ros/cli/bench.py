@@ -12,7 +12,7 @@ BENCHMARKS = {
     "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
                "p50/p95 latency per action chunk for each model and decoding mode"),
     "record": ("rlvla_ros.ros.record_benchmark", "benchmark_recorder",
-               "images/s written and drops of the recorder node for a 30 Hz 224x224 stream"),
+               "per topic published/written/dropped by a recorder process: 224x224 rgb8 at 30 Hz, joint states at 100 Hz"),
     "rollouts": ("rlvla_ros.training.rollout_benchmark", "benchmark_rollouts",
                  "simulated rollout env steps/s in one process and with one rollout worker process"),
     "lockstep": ("rlvla_ros.ros.lockstep_benchmark", "benchmark_lockstep",
