@@ -57,8 +57,17 @@ class Rig:
         return json.loads(response.message)
 
     def wait_subscribed(self, *publishers) -> None:
-        assert self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 10.0)
-        time.sleep(0.2)  # matching settles on both ends
+        """Until the recorder's subscription of each publisher's topic is matched on both ends."""
+        def matched(publisher) -> bool:
+            subscription = self.node._recorded_subscriptions.get(publisher.topic_name)
+            return subscription is not None and subscription.get_publisher_count() > 0 and \
+                publisher.get_subscription_count() > 0
+        assert self.wait_for(lambda: all(matched(p) for p in publishers), 10.0)
+
+    def wait_received(self, counts: dict[str, int]) -> None:
+        """The sentinel before a stop: the recorder has taken `counts[topic]` messages of each topic."""
+        assert self.wait_for(lambda: all(self.status()["per_topic"].get(t, {}).get("received", 0) >= n
+                                         for t, n in counts.items()), 30.0), self.status()
 
 
 def image(index: int) -> Image:
@@ -92,7 +101,7 @@ def test_every_image_published_while_recording_is_in_the_bag(ros_graph, wait_for
         images.publish(image(index))
         joints.publish(JointState(name=["a"], position=[float(index)]))
         time.sleep(1 / 30)
-    time.sleep(0.3)
+    rig.wait_received({"/camera/image_raw": 60})
     stopped = rig.stop()
     assert stopped.success and stopped.bag_paths == [response.bag_path]
     images.publish(image(254))  # after the recording: not in the bag
@@ -121,13 +130,13 @@ def test_a_new_bag_starts_every_n_episodes(ros_graph, wait_for, tmp_path):
     response = rig.start(topics=["episode_event", "joint_states"], episodes_per_bag=1)
     assert response.success, response.message
     rig.wait_subscribed(events, joints)
-    for episode in ("e1", "e2"):
+    for k, episode in enumerate(("e1", "e2"), start=1):
         events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode))
         for step in range(3):
             joints.publish(JointState(name=[episode], position=[float(step)]))
         events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=episode))
-        time.sleep(0.2)
-    time.sleep(0.3)
+        # Topics are not ordered with each other: the next START waits until this episode's messages are in.
+        rig.wait_received({"/episode_event": 2 * k, "/joint_states": 3 * k})
     stopped = rig.stop()
     assert len(stopped.bag_paths) == 2 and stopped.bag_paths[0] == response.bag_path
     for bag, episode in zip(stopped.bag_paths, ("e1", "e2")):
