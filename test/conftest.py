@@ -17,22 +17,26 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 class RosGraph:
-    """An rclpy context with a multi-threaded executor spinning in the background, and the nodes it spins."""
+    """An rclpy context with the deployed nodes' executor (`rlvla_ros.ros.spinning`: single-threaded, subscriptions
+    timed into the node's stats) spinning in the background, and the nodes it spins."""
 
     def __init__(self) -> None:
         import rclpy
         from rclpy.context import Context
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.context = Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes = []
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
     def add(self, node):
         """Spin `node` (created with `context=graph.context`) and destroy it at teardown; returns it."""
+        from rlvla_ros.ros.stats import instrument_subscriptions
+
+        instrument_subscriptions(node)
         self.executor.add_node(node)
         self._nodes.append(node)
         return node

@@ -12,11 +12,15 @@ BENCHMARKS = {
     "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
                "p50/p95 latency per action chunk for each model and decoding mode"),
     "record": ("rlvla_ros.ros.record_benchmark", "benchmark_recorder",
-               "images/s written and drops of the recorder node for a 30 Hz 224x224 stream"),
+               "per topic published/written/dropped by a recorder process: 224x224 rgb8 at 30 Hz, joint states at 100 Hz"),
     "rollouts": ("rlvla_ros.training.rollout_benchmark", "benchmark_rollouts",
                  "simulated rollout env steps/s in one process and with one rollout worker process"),
-    "lockstep": ("rlvla_ros.ros.lockstep_benchmark", "benchmark_lockstep",
-                 "lock-step control steps/s over ROS: trajectory command -> sim_bridge sensor set received"),
+    "realtime": ("rlvla_ros.cli.realtime_bench", "benchmark_realtime",
+                 "the launched sim graph at 10 Hz with the policy in the loop for 60 s: sensor set -> command latency "
+                 "p50/p99, missed control periods"),
+    "lockstep": ("rlvla_ros.cli.lockstep_bench", "benchmark_lockstep",
+                 "the launched lock-step sim graph with the scripted expert, twice on the same seeds: graph steps/s "
+                 "against the in-process env, identical episodes"),
 }
 
 

@@ -31,13 +31,22 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
 
 def _info(args: argparse.Namespace) -> int:
     from rlvla_ros.data import dataset_info, format_dataset_info
+    from rlvla_ros.data.bag_reader import find_bags, recording_counts
 
     try:
         info = dataset_info(args.path)
+        info["recording"] = recording_counts(find_bags(args.path))
     except ValueError as error:
         print(f"rlvla dataset info: {error}")
         return 1
-    print(json.dumps(info) if args.json else format_dataset_info(info))
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    print(format_dataset_info(info))
+    if info["recording"]:
+        print("Recorded (received / written / dropped):")
+        for topic, counts in info["recording"].items():
+            print(f"  {topic}  {counts['received']} / {counts['written']} / {counts['dropped']}")
     return 0
 
 

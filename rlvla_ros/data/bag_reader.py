@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import yaml
 
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.rosbag2 import ReaderError
 from rosbags.typesys import TypesysError
 
+from rlvla_ros.data.bag_writer import TOPIC_COUNTS_KEY
 from rlvla_ros.data.recovery import bag_needs_recovery
 from rlvla_ros.data.typestore import make_typestore
 
@@ -53,3 +57,17 @@ def open_bag(path: Path | str) -> Iterator[AnyReader]:
         yield reader
     finally:
         reader.close()
+
+
+def recording_counts(paths: list[Path]) -> dict[str, dict[str, int]]:
+    """Per topic, the messages the recorder received, wrote and dropped, summed over the bags at ``paths``
+    (from each bag's metadata.yaml; bags written by other tools carry none and add nothing)."""
+    totals: dict[str, dict[str, int]] = {}
+    for path in paths:
+        metadata = yaml.safe_load((Path(path) / METADATA).read_text(encoding="utf-8")) or {}
+        custom = (metadata.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+        for topic, counts in json.loads(custom.get(TOPIC_COUNTS_KEY, "{}")).items():
+            total = totals.setdefault(topic, {"received": 0, "written": 0, "dropped": 0})
+            for key in total:
+                total[key] += int(counts.get(key, 0))
+    return totals

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from rosbags.typesys.store import Typestore
 from rlvla_ros.data.typestore import EPISODE_EVENT, make_typestore
 
 _ROSBAG2_VERSION = 9
+TOPIC_COUNTS_KEY = "rlvla.topic_counts"
+"""metadata.yaml custom_data key: JSON ``{topic: {"received", "written", "dropped"}}`` of the bag's recording."""
 
 
 def make_qos(*, depth: int = 10, reliable: bool = True, transient_local: bool = False) -> Qos:
@@ -56,6 +59,9 @@ class BagWriter:
     the last ~`flush_interval_s` or 1 MiB of data, which `recover_bag` restores up to. A clean `close()` writes the
     MCAP summary and `metadata.yaml`; without them the bag must be recovered.
 
+    Each bag's metadata.yaml carries, under custom_data ``TOPIC_COUNTS_KEY``, per topic the messages written to it
+    and those the recorder had to drop while it was open (``note_dropped``), so a loss shows in the bag itself.
+
     The writer decodes the (tiny) `rlvla_ros/msg/EpisodeEvent` messages it is given and counts their ENDs in
     `episode_ends`. With `episodes_per_bag > 0` it starts a new bag at the first START after `episodes_per_bag` END
     events, so late messages of the last episode still land in the same bag as the rest of it.
@@ -88,9 +94,13 @@ class BagWriter:
         self._connections: dict[str, Connection] = {}
         self._closed_paths: list[Path] = []
         self._ends_in_bag = 0
+        self._bag_written: dict[str, int] = {}
+        self._bag_dropped: dict[str, int] = {}
         self._last_flush_s = time.monotonic()
         self.message_count = 0
         """Messages written over all bags."""
+        self.topic_counts: dict[str, int] = {}
+        """Messages written per topic over all bags."""
         self.episode_ends = 0
         """Episode END events written over all bags."""
 
@@ -131,6 +141,12 @@ class BagWriter:
         assert self._writer is not None
         self._writer.write(self._connections[topic], timestamp_ns, data)
         self.message_count += 1
+        self.topic_counts[topic] = self.topic_counts.get(topic, 0) + 1
+        self._bag_written[topic] = self._bag_written.get(topic, 0) + 1
+
+    def note_dropped(self, topic: str) -> None:
+        """Count a message of ``topic`` that was received but could not be written (into the bag's metadata)."""
+        self._bag_dropped[topic] = self._bag_dropped.get(topic, 0) + 1
         if time.monotonic() - self._last_flush_s >= self.flush_interval_s:
             self.flush()
 
@@ -152,6 +168,12 @@ class BagWriter:
         if self._writer is None:
             return None
         path = self._writer.path
+        written, dropped = self._bag_written, self._bag_dropped
+        self._bag_written, self._bag_dropped = {}, {}
+        self._writer.set_custom_data(TOPIC_COUNTS_KEY, json.dumps({
+            topic: {"received": written.get(topic, 0) + dropped.get(topic, 0), "written": written.get(topic, 0),
+                    "dropped": dropped.get(topic, 0)}
+            for topic in sorted({*self._topics, *written, *dropped})}, sort_keys=True))
         # Writer.close writes the MCAP summary, then metadata.yaml atomically (tmp file + rename).
         self._writer.close()
         self._writer = None
@@ -163,6 +185,11 @@ class BagWriter:
     def close(self) -> None:
         """Finish the current bag (summary + metadata.yaml). Safe to call more than once."""
         self.split()
+
+    def start_bag(self) -> None:
+        """Open a bag now if none is open (with the topics added so far), rather than at the next write."""
+        if self._writer is None:
+            self._open()
 
     def __enter__(self) -> BagWriter:
         return self

@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rclpy
 import torch
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Header
 
 from rlvla_ros.action import FineTune
 from rlvla_ros.msg import FineTuneStatus, Metric
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.worker import BackgroundCalls
 from rlvla_ros.sim import SPLITS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
 from rlvla_ros.training.graph_rollouts import GraphRolloutSource
@@ -121,6 +121,7 @@ class Learner(Node):
             on_new_best=self._announce_best,
             rollout_source_factory=self._graph_source if self.config.rollout_source == "graph" else None,
         )
+        self._waits = BackgroundCalls(self, "learner_goal_wait", max_workers=4)
         self._status_pub = self.create_publisher(FineTuneStatus, "~/status", 10)
         self.create_service(StartFineTune, "~/start_finetune", self._on_start, callback_group=group)
         self.create_service(StopFineTune, "~/stop_finetune", self._on_stop, callback_group=group)
@@ -186,7 +187,7 @@ class Learner(Node):
         # Goals are accepted here and validated by the job runner in execute, so a refusal carries its reason.
         return GoalResponse.ACCEPT
 
-    def _execute_goal(self, handle) -> FineTune.Result:
+    async def _execute_goal(self, handle) -> FineTune.Result:
         goal = handle.request
         result = FineTune.Result()
         accepted, job_id, message = self._start(goal.algorithm, goal.datasets, goal.steps, goal.overrides_yaml)
@@ -195,7 +196,8 @@ class Learner(Node):
             handle.abort()
             return result
         period_s = 1.0 / self.config.status_rate_hz
-        while not self.runner.wait(period_s):
+        # Waiting in a thread of its own: the single-threaded executor serves the other requests meanwhile.
+        while not await self._waits.run(self.runner.wait, period_s):
             if handle.is_cancel_requested:
                 try:
                     self.runner.stop(job_id)
@@ -240,17 +242,7 @@ class Learner(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    try:
-        with rclpy.init(args=args):
-            executor = MultiThreadedExecutor()
-            executor.add_node(Learner())
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as error:
-        rclpy.logging.get_logger("learner").fatal(str(error))
-        return 1
-    return 0
+    return run_node(Learner, args)
 
 
 if __name__ == "__main__":

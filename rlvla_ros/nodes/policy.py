@@ -6,8 +6,10 @@ Observations it cannot use (no image from the camera, an encoding other than rgb
 the model does not take, non-finite proprio) are refused with a logged reason and counted on ``~/stats``
 (std_msgs/String JSON: ``chunks``, ``policy_version``, ``refused.bad_observation``).
 
-``~/load_checkpoint`` (rlvla_ros/srv/LoadCheckpoint) loads a ``save_pretrained`` directory in the service's thread
-while control goes on with the old weights, then swaps them in under a lock and bumps ``policy_version``; a path
+Inference runs in the node's own thread on the newest observation (one that a newer one replaced before inference
+took it is counted as ``dropped_observations``), so the executor thread only hands messages over.
+``~/load_checkpoint`` (rlvla_ros/srv/LoadCheckpoint) loads a ``save_pretrained`` directory in another thread of the
+node while control goes on with the old weights, then swaps them in under a lock and bumps ``policy_version``; a path
 that does not load (missing, not safetensors, another chunk size or input size) is answered success=false and the old
 weights stay.
 
@@ -36,6 +38,7 @@ from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stats import NodeStats
+from rlvla_ros.ros.worker import BackgroundCalls, LatestItemWorker
 from rlvla_ros.srv import LoadCheckpoint
 
 FRESH_MODELS = ("film_keypoints", "frozen_encoder", "token_vla")
@@ -105,9 +108,11 @@ class PolicyNode(Node):
         self._stats.set("policy_version", self._version)
 
         self._publisher = self.create_publisher(ActionChunk, "action_chunk", 10)
-        # Depth 1: when inference falls behind, act on the newest observation, never on a backlog.
-        self.create_subscription(Observation, "observation", self._on_observation, 1)
-        # Own group: a checkpoint loads while observations keep being answered.
+        # When inference falls behind, the worker acts on the newest observation, never on a backlog.
+        self._inference = LatestItemWorker("policy_inference", self._answer_observation, self._on_inference_error)
+        self.create_subscription(Observation, "observation", self._on_observation, 10)
+        # A checkpoint loads in its own thread while observations keep being answered.
+        self._loads = BackgroundCalls(self, "policy_load")
         self.create_service(LoadCheckpoint, "~/load_checkpoint", self._on_load_checkpoint,
                             callback_group=MutuallyExclusiveCallbackGroup())
         source = config.checkpoint or f"fresh {config.model} (seed {config.seed})"
@@ -148,12 +153,17 @@ class PolicyNode(Node):
                              f"{self._policy.config.proprio_dim}")
         return q_model
 
-    def _on_load_checkpoint(self, request: LoadCheckpoint.Request,
-                            response: LoadCheckpoint.Response) -> LoadCheckpoint.Response:
+    def destroy_node(self) -> None:
+        self._inference.stop()
+        self._loads.shutdown()
+        super().destroy_node()
+
+    async def _on_load_checkpoint(self, request: LoadCheckpoint.Request,
+                                  response: LoadCheckpoint.Response) -> LoadCheckpoint.Response:
         with self._lock:
             running = self._policy
         try:
-            policy = self._load(request.path, running)
+            policy = await self._loads.run(self._load, request.path, running)
         except Exception as error:  # noqa: BLE001 - any load failure is an answer to the caller, never a dead node
             with self._lock:
                 response.policy_version = self._version
@@ -172,6 +182,13 @@ class PolicyNode(Node):
         return response
 
     def _on_observation(self, msg: Observation) -> None:
+        if self._inference.submit(msg):
+            self._stats.count("dropped_observations")
+
+    def _on_inference_error(self, error: BaseException) -> None:
+        self._stats.refuse("inference_error", repr(error))
+
+    def _answer_observation(self, msg: Observation) -> None:
         with self._lock:
             policy, version = self._policy, self._version
         try:
@@ -229,4 +246,4 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(PolicyNode, args, multithreaded=True)
+    return run_node(PolicyNode, args)

@@ -5,16 +5,21 @@ bag ``rlvla_0000`` for the session, or, with ``episodes_per_bag`` N > 0, a new b
 START after every N episode ENDs (``rlvla_0000``, ``rlvla_0001``, ...). Requested topics are resolved in the node's
 namespace and subscribed once their first publisher shows up (polled every ``discovery_period_s``), with the type
 the graph reports and a QoS every publisher matches (best-effort if any publisher is best-effort; transient-local
-if all are, to get latched data such as ``instruction``). Messages are stamped with their receive time and written
+if all are, to get latched data such as ``instruction``). Latched history published before the session started is
+not this session's data: of it only the newest message per topic is recorded (the state at the start, such as the
+current ``instruction``, stamped with the session's start), and none of ``episode_event`` (a bag's episodes are the
+ones that happen while it records). Messages are stamped with their receive time and written
 by a background thread; the bag is flushed to the OS every ``flush_interval_s``, so a hard kill loses at most that
 much (``rlvla dataset recover`` restores the rest), and SIGINT/SIGTERM finish the bag cleanly.
 
 Services: ``~/start_recording`` (rlvla_ros/srv/StartRecording; empty fields take the parameters),
 ``~/stop_recording`` (rlvla_ros/srv/StopRecording) and ``~/get_status`` (std_srvs/Trigger; the message is the
-session's progress as JSON: bags, topics recorded and still pending, messages written, queued and dropped, and the
-episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused
+session's progress as JSON: bags, topics recorded and still pending, messages written, queued and dropped, per topic
+received / written / dropped (``per_topic``), and the episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused
 with ``success=false`` and a reason: starting while recording, an output folder that cannot be created or written,
 an invalid topic name, ``episodes_per_bag`` without an ``episode_event`` topic, and stopping while not recording.
+A session whose topics never got a publisher still ends in a valid bag with no messages: the start reply promised
+that bag's path, and ``rlvla dataset info`` on it says "0 messages" instead of failing on an empty folder.
 """
 
 from __future__ import annotations
@@ -79,6 +84,9 @@ class Recorder(Node):
         self._writer: BagWriterThread | None = None
         self._session_dir: Path | None = None
         self._pending: list[str] = []
+        self._session_start_ns = 0
+        self._history: dict[str, bytes] = {}
+        """Per topic, the newest message published before the session (latched history), until it is written."""
         self._recorded_subscriptions: dict[str, Subscription] = {}
         self._reported_error = False
         self.dropped_total = 0
@@ -119,7 +127,9 @@ class Recorder(Node):
         self._writer = BagWriterThread(session_dir, prefix=BAG_PREFIX, episodes_per_bag=episodes_per_bag,
                                        flush_interval_s=self.config.flush_interval_s,
                                        max_queued=self.config.max_queued_messages)
-        self._pending = resolved
+        self._pending = list(resolved)  # a copy: discovery empties it
+        self._session_start_ns = time.time_ns()
+        self._history = {}
         self._reported_error = False
         self._discover()
         self.get_logger().info(f"recording {resolved} into {session_dir}"
@@ -136,6 +146,7 @@ class Recorder(Node):
         writer = self._writer
         if writer is None:
             return [], 0, 0
+        self._write_history()
         self._writer = None
         self._pending = []
         # Finish the bag first: on SIGINT/SIGTERM this runs after the context is shut down.
@@ -159,7 +170,8 @@ class Recorder(Node):
         return {"recording": True, "session_dir": str(self._session_dir),
                 "bags": [str(p) for p in writer.writer.bag_paths], "topics": sorted(self._recorded_subscriptions),
                 "pending_topics": sorted(self._pending), "messages": writer.writer.message_count,
-                "queued": writer.queued, "dropped": writer.dropped, "episode_ends": writer.writer.episode_ends}
+                "queued": writer.queued, "dropped": writer.dropped, "per_topic": writer.topic_counts(),
+                "episode_ends": writer.writer.episode_ends}
 
     def _discover(self) -> None:
         """Subscribe every pending topic that has publishers now."""
@@ -182,16 +194,32 @@ class Recorder(Node):
                 self.get_logger().error(f"not recording {topic}: {error}")
                 continue
             qos = subscription_qos(profiles, self.config.queue_depth)
-            write = self._writer.write
             self._recorded_subscriptions[topic] = self.create_subscription(
-                msg_class, topic, lambda data, info, topic=topic: write(topic, data, info["received_timestamp"]),
-                qos, raw=True)
+                msg_class, topic, lambda data, info, topic=topic: self._on_message(topic, data, info), qos, raw=True)
             self.get_logger().info(f"recording {topic} ({types[0]}, {qos.reliability.name.lower()}, "
                                    f"{qos.durability.name.lower()})")
+
+    def _on_message(self, topic: str, data: bytes, info: dict) -> None:
+        if self._writer is None:
+            return
+        if info["source_timestamp"] < self._session_start_ns:  # history a transient-local publisher replays
+            if topic != self.resolve_topic_name(EPISODE_EVENT_TOPIC):
+                self._history[topic] = data
+            return
+        self._write_history()
+        self._writer.write(topic, data, info["received_timestamp"])
+
+    def _write_history(self) -> None:
+        """Write the newest pre-session message of each topic, stamped with the session's start (before every
+        message received in the session)."""
+        history, self._history = self._history, {}
+        for topic, data in history.items():
+            self._writer.write(topic, data, self._session_start_ns)
 
     def _flush(self) -> None:
         if self._writer is None:
             return
+        self._write_history()
         self._writer.flush()
         if self._writer.error is not None and not self._reported_error:
             self._reported_error = True

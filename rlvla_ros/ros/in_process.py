@@ -1,4 +1,5 @@
-"""An rclpy graph inside the calling process, for benchmarks: its own context, an executor spinning in a thread."""
+"""An rclpy graph inside the calling process, for benchmarks: its own context, the deployed nodes' executor
+(SingleThreadedExecutor, see `rlvla_ros.ros.spinning`) spinning in a thread."""
 
 from __future__ import annotations
 
@@ -9,19 +10,19 @@ from contextlib import contextmanager
 
 import rclpy
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 
 
 @contextmanager
-def in_process_graph(num_threads: int = 2) -> Iterator[tuple[Context, MultiThreadedExecutor]]:
-    """Yield a fresh context and its multi-threaded executor, which spins once the first node is added.
+def in_process_graph() -> Iterator[tuple[Context, SingleThreadedExecutor]]:
+    """Yield a fresh context and its executor, which spins once the first node is added.
 
     On exit the executor is shut down and its thread joined before the context: shutting rclpy down under a spinning
     executor aborts the process with the PyPI wheels.
     """
     context = Context()
     rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    executor = MultiThreadedExecutor(num_threads=num_threads, context=context)
+    executor = SingleThreadedExecutor(context=context)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     try:
         spinner.start()

@@ -55,14 +55,17 @@ class BagWriterThread:
     """Owns a :class:`BagWriter` and runs every call on it in one background thread, fed by a bounded queue.
 
     ``write`` only enqueues (the subscription callbacks stay cheap); a full queue drops the message and counts it
-    in ``dropped``. If the writer fails (e.g. the disk is full) the thread stops, ``error`` holds the exception
-    and further writes are dropped. ``close`` writes everything queued, finishes the bag and joins the thread.
+    in ``dropped``; ``topic_counts()`` says per topic how many were received, written and dropped. If the writer
+    fails (e.g. the disk is full) the thread stops, ``error`` holds the exception and further writes are dropped.
+    ``close`` writes everything queued, finishes the bag (an empty one if nothing came) and joins the thread.
     """
 
     def __init__(self, root: Path | str, *, max_queued: int = 2000, **writer_kwargs) -> None:
         self.writer = BagWriter(root, **writer_kwargs)
         self.dropped = 0
         """Messages not recorded because the queue was full or the writer had failed."""
+        self._received: dict[str, int] = {}
+        self._dropped: dict[str, int] = {}
         self.error: BaseException | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="bag_writer", daemon=True)
@@ -77,8 +80,17 @@ class BagWriterThread:
 
     def write(self, topic: str, data: bytes, timestamp_ns: int) -> None:
         """Queue one serialised message; never blocks."""
+        self._received[topic] = self._received.get(topic, 0) + 1
         if self.error is not None or not self._put(("write", topic, data, timestamp_ns)):
             self.dropped += 1
+            self._dropped[topic] = self._dropped.get(topic, 0) + 1
+            self.writer.note_dropped(topic)
+
+    def topic_counts(self) -> dict[str, dict[str, int]]:
+        """``{topic: {"received", "written", "dropped"}}`` so far; received - written - dropped are still queued."""
+        written = dict(self.writer.topic_counts)
+        return {topic: {"received": received, "written": written.get(topic, 0), "dropped": self._dropped.get(topic, 0)}
+                for topic, received in sorted(self._received.items())}
 
     def flush(self) -> None:
         """Queue a flush of the pending chunk to the OS."""
@@ -117,6 +129,8 @@ class BagWriterThread:
             self.error = error
         finally:
             try:
+                if not self.writer.bag_paths:  # a session that got no message still ends in a valid, empty bag
+                    self.writer.start_bag()
                 self.writer.close()
             except Exception as error:  # noqa: BLE001 - reported like a write error
                 self.error = self.error or error

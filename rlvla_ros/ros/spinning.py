@@ -1,16 +1,23 @@
-"""The `main()` of every node: init rclpy, build the node, spin until Ctrl-C or SIGTERM, clean up, exit code."""
+"""The `main()` of every node: init rclpy, build the node, spin until Ctrl-C or SIGTERM, clean up, exit code.
+
+Every node spins a SingleThreadedExecutor: on this rclpy a MultiThreadedExecutor made round trips 2x (across
+processes) to 100x (in one process) slower (/work/shared/notes/ros2-executors.md). Callbacks therefore stay short;
+long work (inference, checkpoint loads, rendering, disk writes) runs in a node's own threads (`rlvla_ros.ros.worker`).
+"""
 
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation
 from rclpy.node import Node
+
+from rlvla_ros.ros.stats import instrument_subscriptions
 
 RCLError = rclpy_implementation.RCLError
 
 
-def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *, multithreaded: bool = False) -> int:
+def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Run the node `make_node()` builds until shutdown; returns the process exit code.
 
     Invalid parameters (a ValueError while the node is built) are logged FATAL and exit with 1. rclpy's SIGINT and
@@ -24,7 +31,8 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None, *, mu
         except ValueError as error:
             rclpy.logging.get_logger(getattr(make_node, "__name__", "node")).fatal(str(error))
             return 1
-        executor = MultiThreadedExecutor() if multithreaded else SingleThreadedExecutor()
+        instrument_subscriptions(node)
+        executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
             executor.spin()

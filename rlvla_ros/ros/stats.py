@@ -6,14 +6,24 @@ A node counts what it does (``count``), records a few current values (``set``) a
 counters go out on ``~/stats`` (std_msgs/String holding a JSON object, transient local: a late subscriber gets the
 latest) every ``period_s`` when they changed, e.g.
 ``{"observations": 120, "rate_limited": 240, "refused": {"out_of_sync": 2}}``.
+
+``instrument_subscriptions(node)`` (run by ``run_node`` and the test graph on every node they spin) adds what the
+executor model is judged by: ``callback_latency_ms`` (p50/p99 over the last ``LATENCY_WINDOW`` messages, from the
+message's arrival at this process to the end of its callback, so executor queueing counts) and ``dropped`` per
+topic (gaps in each publisher's sequence numbers: messages published but never handed to the callback).
 """
 
 from __future__ import annotations
 
+import collections
+import inspect
 import json
 import threading
 import time
+import weakref
 from typing import Any
+
+import numpy as np
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -21,6 +31,10 @@ from std_msgs.msg import String
 
 STATS_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 """QoS of ``~/stats``: the latest snapshot, kept for late subscribers."""
+LATENCY_WINDOW = 1000
+"""Callbacks the latency percentiles are taken over."""
+
+_STATS_OF_NODE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class NodeStats:
@@ -35,8 +49,19 @@ class NodeStats:
         self._last_warning_s: dict[str, float] = {}
         self._changed = True
         self._lock = threading.Lock()
+        self._latencies_ms: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self._publisher = node.create_publisher(String, "~/stats", STATS_QOS)
         node.create_timer(period_s, self._publish)
+        _STATS_OF_NODE[node] = self
+
+    def record_callback(self, topic: str, latency_ms: float, dropped: int) -> None:
+        """One subscription callback: its latency and the messages lost before it on ``topic``."""
+        with self._lock:
+            self._latencies_ms.append(latency_ms)
+            if dropped:
+                lost = self._values.setdefault("dropped", {})
+                lost[topic] = lost.get(topic, 0) + dropped
+            self._changed = True
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to counter ``name``."""
@@ -73,5 +98,47 @@ class NodeStats:
             if not self._changed:
                 return
             self._changed = False
-            text = json.dumps(self._values, sort_keys=True)
+            values = dict(self._values)
+            if self._latencies_ms:
+                p50, p99 = np.percentile(np.fromiter(self._latencies_ms, float), [50, 99])
+                values["callback_latency_ms"] = {"p50": round(float(p50), 3), "p99": round(float(p99), 3),
+                                                 "window": len(self._latencies_ms)}
+            text = json.dumps(values, sort_keys=True)
         self._publisher.publish(String(data=text))
+
+
+def instrument_subscriptions(node: Node) -> None:
+    """Time every subscription callback of ``node`` and count the messages lost before it, into the node's
+    :class:`NodeStats` (nodes without one are left as they are)."""
+    stats = _STATS_OF_NODE.get(node)
+    if stats is None:
+        return
+    for subscription in node.subscriptions:
+        if not getattr(subscription.callback, "_rlvla_timed", False):
+            subscription.callback = _timed_callback(subscription.topic_name, subscription.callback, stats)
+
+
+def _timed_callback(topic: str, callback, stats: NodeStats):
+    try:  # the test rclpy itself makes to tell the two kinds of subscription callback apart
+        inspect.signature(callback).bind(object())
+        wants_info = False
+    except TypeError:
+        wants_info = True
+    last_sequence: dict[bytes, int] = {}
+
+    def timed(msg, info) -> None:
+        try:
+            callback(msg, info) if wants_info else callback(msg)
+        finally:
+            dropped = 0
+            sequence, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
+            if sequence is not None and gid is not None:
+                key = bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid)
+                previous = last_sequence.get(key)
+                dropped = max(0, sequence - previous - 1) if previous is not None else 0
+                last_sequence[key] = sequence
+            received_ns = info.get("received_timestamp") or time.time_ns()  # 0 where the middleware has none
+            stats.record_callback(topic, (time.time_ns() - received_ns) / 1e6, dropped)
+
+    timed._rlvla_timed = True
+    return timed

@@ -1,5 +1,6 @@
 """The recorder node in-process: every published image of the recorded window lands in a bag that opens with
-rosbags and the mcap library; QoS matching; bags per episodes; refused service requests."""
+rosbags and the mcap library; QoS matching; bags per episodes; refused service requests; per-topic counts; no
+latched history from before a session; an empty session still leaves a valid bag."""
 
 import json
 import time
@@ -8,11 +9,13 @@ from pathlib import Path
 import pytest
 from mcap.reader import make_reader
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from rlvla_ros.data import open_bag
+from rlvla_ros.data import dataset_info, open_bag
+from rlvla_ros.data.bag_reader import recording_counts
 from rlvla_ros.msg import EpisodeEvent
 from rlvla_ros.nodes.recorder import Recorder
 from rlvla_ros.srv import StartRecording, StopRecording
@@ -54,8 +57,17 @@ class Rig:
         return json.loads(response.message)
 
     def wait_subscribed(self, *publishers) -> None:
-        assert self.wait_for(lambda: all(p.get_subscription_count() > 0 for p in publishers), 10.0)
-        time.sleep(0.2)  # matching settles on both ends
+        """Until the recorder's subscription of each publisher's topic is matched on both ends."""
+        def matched(publisher) -> bool:
+            subscription = self.node._recorded_subscriptions.get(publisher.topic_name)
+            return subscription is not None and subscription.get_publisher_count() > 0 and \
+                publisher.get_subscription_count() > 0
+        assert self.wait_for(lambda: all(matched(p) for p in publishers), 10.0)
+
+    def wait_received(self, counts: dict[str, int]) -> None:
+        """The sentinel before a stop: the recorder has taken `counts[topic]` messages of each topic."""
+        assert self.wait_for(lambda: all(self.status()["per_topic"].get(t, {}).get("received", 0) >= n
+                                         for t, n in counts.items()), 30.0), self.status()
 
 
 def image(index: int) -> Image:
@@ -89,7 +101,7 @@ def test_every_image_published_while_recording_is_in_the_bag(ros_graph, wait_for
         images.publish(image(index))
         joints.publish(JointState(name=["a"], position=[float(index)]))
         time.sleep(1 / 30)
-    time.sleep(0.3)
+    rig.wait_received({"/camera/image_raw": 60})
     stopped = rig.stop()
     assert stopped.success and stopped.bag_paths == [response.bag_path]
     images.publish(image(254))  # after the recording: not in the bag
@@ -118,13 +130,13 @@ def test_a_new_bag_starts_every_n_episodes(ros_graph, wait_for, tmp_path):
     response = rig.start(topics=["episode_event", "joint_states"], episodes_per_bag=1)
     assert response.success, response.message
     rig.wait_subscribed(events, joints)
-    for episode in ("e1", "e2"):
+    for k, episode in enumerate(("e1", "e2"), start=1):
         events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode))
         for step in range(3):
             joints.publish(JointState(name=[episode], position=[float(step)]))
         events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=episode))
-        time.sleep(0.2)
-    time.sleep(0.3)
+        # Topics are not ordered with each other: the next START waits until this episode's messages are in.
+        rig.wait_received({"/episode_event": 2 * k, "/joint_states": 3 * k})
     stopped = rig.stop()
     assert len(stopped.bag_paths) == 2 and stopped.bag_paths[0] == response.bag_path
     for bag, episode in zip(stopped.bag_paths, ("e1", "e2")):
@@ -177,3 +189,53 @@ def test_autostart_with_an_unwritable_output_dir_fails_at_start(ros_graph, tmp_p
     with pytest.raises(ValueError, match="output_dir"):
         Recorder(context=ros_graph.context, parameter_overrides=[
             Parameter("output_dir", value=str(tmp_path / "a_file" / "bags"))])
+
+
+def test_the_start_reply_counts_every_requested_topic_already_published(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    publishers = [rig.test.create_publisher(JointState, "joint_states", 10),
+                  rig.test.create_publisher(EpisodeEvent, "episode_event", 10)]
+    assert wait_for(lambda: all(rig.node.get_publishers_info_by_topic(p.topic_name) for p in publishers), 10.0)
+    response = rig.start(topics=["joint_states", "episode_event", "reward"])  # reward has no publisher yet
+    assert response.success and "recording 3 topics" in response.message, response.message
+    assert rig.status()["topics"] == ["/episode_event", "/joint_states"]
+
+
+def test_a_session_whose_topics_never_had_a_publisher_ends_in_an_empty_valid_bag(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    response = rig.start(topics=["nobody_publishes_this"])
+    assert response.success, response.message
+    stopped = rig.stop()
+    assert stopped.success and stopped.bag_paths == [response.bag_path] and stopped.message_count == 0
+    assert read_topics(Path(response.bag_path)) == {}
+    info = dataset_info(response.bag_path)
+    assert info["message_count"] == 0 and info["episodes"] == 0
+
+
+def test_latched_history_from_before_the_session_does_not_leak_into_its_bag(ros_graph, wait_for, tmp_path):
+    rig = Rig(ros_graph, wait_for, tmp_path)
+    latched = QoSProfile(depth=10, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    events = rig.test.create_publisher(EpisodeEvent, "episode_event", latched)
+    instruction = rig.test.create_publisher(String, "instruction", latched)
+    for episode in ("old1", "old2"):  # a previous session's episodes, kept by the latched publisher
+        events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode))
+        events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=episode))
+    instruction.publish(String(data="stale instruction"))
+    instruction.publish(String(data="current instruction"))
+    response = rig.start(topics=["episode_event", "instruction"])
+    assert response.success, response.message
+    rig.wait_subscribed(events, instruction)
+    events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id="new"))
+    events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="new"))  # the sentinel: the session's first END
+    assert wait_for(lambda: rig.status()["per_topic"].get("/episode_event", {}).get("written") == 2, 10.0)
+    status = rig.status()
+    assert status["episode_ends"] == 1
+    assert status["per_topic"]["/episode_event"] == {"received": 2, "written": 2, "dropped": 0}
+    stopped = rig.stop()
+    messages = read_topics(Path(stopped.bag_paths[0]))
+    assert [(e.event, e.episode_id) for e in messages["/episode_event"]] == [
+        (EpisodeEvent.START, "new"), (EpisodeEvent.END, "new")]
+    assert [m.data for m in messages["/instruction"]] == ["current instruction"]
+    assert recording_counts([Path(stopped.bag_paths[0])]) == {  # what `rlvla dataset info` shows
+        "/episode_event": {"received": 2, "written": 2, "dropped": 0},
+        "/instruction": {"received": 1, "written": 1, "dropped": 0}}

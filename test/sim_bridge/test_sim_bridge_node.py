@@ -20,7 +20,6 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from rlvla_ros.msg import TaskSuccess
 from rlvla_ros.nodes import sim_bridge as sim_bridge_module
 from rlvla_ros.nodes.sim_bridge import MAX_CATCH_UP_PERIODS, SimBridge
-from rlvla_ros.ros.lockstep_benchmark import benchmark_lockstep
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.sim.env import TabletopEnv
 from rlvla_ros.sim.kinematics import ArmKinematics, EePose
@@ -392,10 +391,3 @@ def test_scripted_expert_over_the_topics_succeeds_and_the_bridge_tracks_a_twin_e
     assert successes[-1] and not any(successes[:-1])
     twin.close()
 
-
-def test_lockstep_benchmark_runs_its_steps_over_ros_and_reports_consistent_numbers():
-    """The throughput itself is for `rlvla bench lockstep` to print, not for a test to time."""
-    report = benchmark_lockstep(steps=20, image_size=32)
-    assert (report["steps"], report["image_size"]) == (20, 32)
-    assert 0.0 < report["round_trip_ms_p50"] <= report["round_trip_ms_p95"]
-    assert report["steps_per_s"] > 0

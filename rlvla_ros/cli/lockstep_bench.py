@@ -1,0 +1,99 @@
+"""`rlvla bench lockstep`: the launched multi-process sim graph in lock-step with the scripted expert driving, as
+`rlvla demo` records its demonstrations, run twice on the same seeds.
+
+Reports how fast the graph steps (episode steps between the first START and the last END in the bag) against the
+in-process environment stepping the same expert on the same seeds in the same run, and how many episodes came out
+identical in both runs (every image, proprioception, action and reward, the length and the outcome) and equal to
+the in-process expert's actions.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+
+BASE_SEED = 10_000
+"""The demonstration seeds of `rlvla demo`."""
+
+
+def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "lift") -> dict:
+    """Run `episodes` expert episodes through the launched graph twice and once in process; see the module."""
+    from rlvla_ros.cli.demo import DemoConfig
+
+    if episodes < 1 or image_size < 8:
+        raise ValueError("episodes must be >= 1 and image_size >= 8")
+    config = DemoConfig(tasks=[task], image_size=image_size)
+    with tempfile.TemporaryDirectory(prefix="rlvla_lockstep_bench_") as tmp, rclpy.init():
+        runs = [_graph_run(config, episodes, Path(tmp) / f"run{k}") for k in range(2)]
+    (first, steps, seconds), (second, _, _) = runs
+    in_process, env_steps_per_s = _in_process_expert(task, image_size, sorted(first))
+    graph_steps_per_s = steps / seconds if seconds > 0 else 0.0
+    return {
+        "episodes": episodes,
+        "image_size": image_size,
+        "graph_steps": steps,
+        "graph_steps_per_s": round(graph_steps_per_s, 2),
+        "env_steps_per_s": round(env_steps_per_s, 2),
+        "graph_over_env": round(graph_steps_per_s / env_steps_per_s, 4),
+        "identical_episodes": sum(seed in second and _same_episode(first[seed], second[seed]) for seed in first),
+        "equal_to_in_process_expert": sum(
+            np.allclose(first[seed].actions, in_process[seed], atol=1e-5) if first[seed].actions.shape ==
+            in_process[seed].shape else False for seed in first),
+    }
+
+
+def _graph_run(config, episodes: int, out: Path) -> tuple[dict, int, float]:
+    """Record `episodes` expert episodes through a freshly launched graph: ({seed: episode}, steps, seconds from
+    the first START to the last END)."""
+    from rlvla_ros.cli.demo import _config_overrides, _GraphClient, _launch_arguments, _sim_launch_file
+    from rlvla_ros.data import episodes_from_bag, open_bag
+    from rlvla_ros.launching.background import BackgroundLaunch
+    from rlvla_ros.ros.param_files import write_config_overlay
+
+    config_dir = write_config_overlay(out / "config", _config_overrides(
+        config, num_episodes=episodes, base_seed=BASE_SEED))
+    launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
+        config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
+        bag_dir=str(out / "bags")), out / "graph.log")
+    with launch, _GraphClient(launch) as client:
+        client.wait_for_episodes(episodes)
+    (bag,) = sorted((out / "bags").glob("*/rlvla_*"))
+    recorded = {episode.seed: episode for episode in episodes_from_bag(bag)}
+    with open_bag(bag) as reader:
+        events = [stamp for connection, stamp, _ in reader.messages()
+                  if connection.topic.endswith("/episode_event")]
+    seconds = (max(events) - min(events)) * 1e-9 if events else 0.0
+    return recorded, sum(len(e.actions) for e in recorded.values()), seconds
+
+
+def _in_process_expert(task: str, image_size: int, seeds: list[int]) -> tuple[dict[int, np.ndarray], float]:
+    """The expert's actions per seed in the in-process env, and that env's steps/s (rendering included)."""
+    from rlvla_ros.sim import TabletopEnv
+
+    env = TabletopEnv(task=None, image_size=image_size)
+    actions: dict[int, np.ndarray] = {}
+    steps, started = 0, time.perf_counter()
+    try:
+        for seed in seeds:
+            env.reset(seed=seed, options={"task": task, "split": "id"})
+            done, taken = False, []
+            while not done:
+                action = env.expert_action()
+                _, _, success, truncated, _ = env.step(action)
+                taken.append(np.asarray(action, dtype=np.float32))
+                done = success or truncated
+            actions[seed] = np.stack(taken)
+            steps += len(taken)
+    finally:
+        env.close()
+    return actions, steps / (time.perf_counter() - started)
+
+
+def _same_episode(a, b) -> bool:
+    return (a.instruction == b.instruction and bool(np.array_equal(a.successes, b.successes))
+            and all(np.array_equal(getattr(a, name), getattr(b, name))
+                    for name in ("images", "proprio", "actions", "rewards")))
