@@ -17,6 +17,8 @@ BENCHMARKS = {
                  "simulated rollout env steps/s in one process and with one rollout worker process"),
     "lockstep": ("rlvla_ros.ros.lockstep_benchmark", "benchmark_lockstep",
                  "lock-step control steps/s over ROS: trajectory command -> sim_bridge sensor set received"),
+    "fuzz": ("rlvla_ros.ros.graph_fuzz", "benchmark_fuzz",
+             "generated malformed requests, messages and parameters into the sim graph: crashes, unsafe commands"),
 }
 
 

@@ -34,6 +34,7 @@ from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, ResetEpisode, Start
 
 ARM_JOINTS = ("base_yaw", "shoulder", "elbow", "wrist_pitch", "wrist_roll")
 NON_FINITE = (math.nan, math.inf, -math.inf)
+REPEAT_PERIOD_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class MessageCase:
     topic: str
     msg_type: Any
     message: Any
+    repeats: int = 1
+    """Times it is published, :data:`REPEAT_PERIOD_S` apart: a stream, as from a faulty or spoofed sensor."""
+    follow_up: MessageCase | None = None
+    """Published right after the stream (e.g. a command that meets the faulty state)."""
 
 
 # Text the middleware carries unchanged (no NUL, no lone surrogates).
@@ -205,7 +210,9 @@ def joint_states(draw) -> JointState:
     names = draw(st.one_of(st.just(list(ARM_JOINTS)), st.permutations(ARM_JOINTS).map(list),
                            st.lists(st.one_of(st.sampled_from(ARM_JOINTS + ("finger_left",)), texts), max_size=7)))
     size = draw(st.sampled_from([len(names), len(names), len(names) - 1, len(names) + 1]))
-    positions = draw(st.lists(floats, min_size=max(size, 0), max_size=max(size, 0)))
+    # Each value drawn on its own, or one implausible value on every joint (a faulty encoder, a spoofed topic).
+    positions = draw(st.one_of(st.lists(floats, min_size=max(size, 0), max_size=max(size, 0)),
+                               st.sampled_from([10.0, -10.0, math.nan]).map(lambda v: [v] * max(size, 0))))
     return JointState(header=_fuzz_header(), name=names, position=positions,
                       velocity=draw(st.lists(floats, max_size=3)))
 
@@ -221,6 +228,13 @@ def action_chunks(draw) -> ActionChunk:
         action_space=draw(st.sampled_from(["ee_delta", "ee_delta", "joint", ""])),
         log_probs=draw(st.lists(floats32, max_size=6)), value=draw(floats32), policy_version=draw(st.integers(0, 9)),
         source=draw(st.sampled_from(["policy", "teleop", "expert", ""])))
+
+
+def valid_teleop_chunks() -> st.SearchStrategy[MessageCase]:
+    """A well-formed teleop chunk (in range, unstamped: executed at once on the newest joint state)."""
+    return st.lists(st.floats(-1.0, 1.0, width=32), min_size=20, max_size=20).map(lambda actions: MessageCase(
+        "teleop/action_chunk", ActionChunk, ActionChunk(horizon=4, action_dim=5, actions=actions,
+                                                        action_space="ee_delta", source="teleop")))
 
 
 @st.composite
@@ -249,7 +263,8 @@ def message_cases() -> st.SearchStrategy[MessageCase]:
     chunk = action_chunks()
     return st.one_of(
         images().map(lambda m: MessageCase("camera/image_raw", Image, m)),
-        joint_states().map(lambda m: MessageCase("joint_states", JointState, m)),
+        st.builds(lambda m, repeats, chunk: MessageCase("joint_states", JointState, m, repeats, chunk),
+                  joint_states(), st.sampled_from([1, 10]), st.one_of(st.none(), valid_teleop_chunks())),
         chunk.map(lambda m: MessageCase("action_chunk", ActionChunk, m)),
         chunk.map(lambda m: MessageCase("teleop/action_chunk", ActionChunk, m)),
         chunk.map(lambda m: MessageCase("executed_action", ActionChunk, m)),
@@ -268,6 +283,8 @@ def message_cases() -> st.SearchStrategy[MessageCase]:
 
 
 def graph_cases(node_configs: dict[str, type]) -> st.SearchStrategy[ServiceCase | ParameterCase | MessageCase]:
-    """One malformed request, parameter change or message."""
-    return st.one_of(service_cases(), parameter_cases(node_configs), message_cases())
+    """One malformed request, parameter change or message, the three kinds equally often."""
+    kinds = [service_cases(), parameter_cases(node_configs), message_cases()]
+    # A wide integer modulo 3 picks the kinds about equally often (sampled_from favours its first element).
+    return st.integers(0, 2**16 - 1).flatmap(lambda n: kinds[n % len(kinds)])
 
