@@ -55,7 +55,9 @@ class FuzzReport:
         return {
             "cases": sum(self.cases.values()), "cases_by_kind": dict(self.cases),
             "crashes": len(self.crashes), "unsafe_commands": len(self.unsafe_commands),
-            "bad_replies": len(self.bad_replies), "commands_checked": self.commands_checked,
+            "bad_replies": len(self.bad_replies),
+            "bad_replies_by_target": dict(Counter(reply.split(" ", 1)[0] for reply in self.bad_replies)),
+            "commands_checked": self.commands_checked,
             "examples": {"crashes": self.crashes[:5], "unsafe_commands": self.unsafe_commands[:5],
                          "bad_replies": self.bad_replies[:10]},
         }
