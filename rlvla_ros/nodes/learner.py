@@ -18,6 +18,7 @@ episodes, see :mod:`rlvla_ros.training.graph_rollouts`).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from traceback import format_exc
@@ -230,19 +231,22 @@ class Learner(Node):
     def _publish_status(self, status: JobStatus) -> None:
         self._status_pub.publish(status_message(status, self.get_clock().now().to_msg()))
 
-    def _announce_best(self, path: Path) -> None:
+    def _announce_best(self, path: Path) -> threading.Event | None:
+        """Ask the policy node to load ``path``; the returned event is set once its answer is in the job's status."""
         if self._load_client is None:
-            return
+            return None
         job_id = self.runner.status().job_id
         if not self._load_client.service_is_ready():
             answer = f"best checkpoint {path.name} not loaded: {self.config.policy_load_service} is not available"
             self.get_logger().warning(answer)
             self.runner.record_policy_load(job_id, answer)
-            return
+            return None
+        answered = threading.Event()
         future = self._load_client.call_async(LoadCheckpoint.Request(path=str(path)))
-        future.add_done_callback(lambda f: self._loaded(job_id, path, f))
+        future.add_done_callback(lambda f: self._loaded(job_id, path, f, answered))
+        return answered
 
-    def _loaded(self, job_id: str, path: Path, future) -> None:
+    def _loaded(self, job_id: str, path: Path, future, answered: threading.Event) -> None:
         response = future.result()
         if response is not None and response.success:
             answer = f"the policy loaded {path.name} (version {response.policy_version})"
@@ -252,6 +256,7 @@ class Learner(Node):
             answer = f"the policy refused {path.name}: {reason}"
             self.get_logger().warning(f"policy did not load {path}: {reason}")
         self.runner.record_policy_load(job_id, answer)
+        answered.set()
 
 
 def main(args: list[str] | None = None) -> int:

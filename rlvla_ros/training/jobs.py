@@ -41,6 +41,8 @@ MAX_STEPS = 10**9
 """Largest step budget a request may ask for."""
 HISTORY_NAME = "jobs.json"
 """The runner's job history in its output root."""
+HANDOVER_WAIT_S = 30.0
+"""At a job's end, how long the runner waits for the policy's answers to its checkpoints before it reports."""
 
 
 class JobState(enum.IntEnum):
@@ -179,10 +181,13 @@ class JobRunner:
         *,
         defaults: Mapping[str, Any] | None = None,
         on_change: Callable[[JobStatus], None] | None = None,
-        on_new_best: Callable[[Path], None] | None = None,
+        on_new_best: Callable[[Path], threading.Event | None] | None = None,
         rollout_source_factory: Callable[[], Any] | None = None,
         data_root: Path | None = None,
     ) -> None:
+        """``on_new_best(path)`` hands a checkpoint over and may return an Event set once the answer is recorded
+        (:meth:`record_policy_load`): the job's final status waits for those answers, at most
+        :data:`HANDOVER_WAIT_S`."""
         self.output_root = Path(output_root)
         self.defaults = dict(defaults or {})
         self.on_change = on_change
@@ -195,6 +200,7 @@ class JobRunner:
         self._started_s = 0.0
         self._context: JobContext | None = None
         self._thread: threading.Thread | None = None
+        self._handovers: list[threading.Event] = []
         self._done = threading.Event()
         self._done.set()
 
@@ -279,6 +285,10 @@ class JobRunner:
             state = JobState.FAILED
             message = f"{type(err).__name__}: {err}"
             traceback.print_exc()
+        deadline_s = time.monotonic() + HANDOVER_WAIT_S
+        for answered in self._handovers:
+            answered.wait(max(deadline_s - time.monotonic(), 0.0))
+        self._handovers = []
         with self._lock:
             self._update_progress()
             if state == JobState.SUCCEEDED:
@@ -326,7 +336,9 @@ class JobRunner:
         with self._lock:
             self._status.best_checkpoint = str(path)
         if self.on_new_best is not None:
-            self.on_new_best(path)
+            answered = self.on_new_best(path)
+            if answered is not None:
+                self._handovers.append(answered)
 
     def _notify(self) -> None:
         if self.on_change is not None:
