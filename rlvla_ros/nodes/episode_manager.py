@@ -20,7 +20,15 @@ Then it publishes ``episode_event`` END (success, return, length, reason, interv
 ``auto_run``, starts the next episode until ``num_episodes`` are done (0: no limit). Without ``auto_run`` each
 ``~/start_episode`` call (std_srvs/Trigger) starts the next one. ``~/get_stats`` (std_srvs/Trigger) answers a JSON
 object in ``message``: episodes, successes and success_rate overall, ``by_task``, ``by_split`` and ``by_task_split``
-(keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, and the ``current`` episode (or null).
+(keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, the ``current`` episode (or null)
+and ``estop`` (engaged or not).
+
+E-stop: the node follows the safety filter's latched ``estop`` state (std_msgs/Bool), and sends no reset before it
+has received it (a reset moves the arm). While it is engaged no reset
+is sent and no episode starts: the running episode ends at once (reason ``estop``; like a stalled one it is left out
+of success rates and runs again with the same seed), a reset in flight is abandoned (its result ignored), and
+``~/start_episode`` is refused. Releasing the e-stop starts nothing: the next ``~/start_episode`` call resumes (with
+``auto_run``, the episodes after it then follow by themselves again).
 
 The perception node learns the episode from ``episode_event``: on START it takes the episode_id and restarts its
 step count at 0; ``episode_event`` is reliable and transient-local (depth 10), so a late joiner still gets the START
@@ -35,13 +43,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.node import Node
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
 from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
 from rlvla_ros.ros.parameters import declare_config
-from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS, INSTRUCTION_QOS
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.srv import ResetEpisode
 
@@ -111,11 +119,14 @@ class EpisodeManager(Node):
         self._ready_since_s: float | None = None
         self._progress_s = 0.0
         """When the running episode started or last got a reward (monotonic s)."""
+        self._estopped: bool | None = None
+        """The e-stop state; None until the first ``estop`` message."""
         self._instruction_pub = self.create_publisher(String, "instruction", INSTRUCTION_QOS)
         self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
         self.create_subscription(Reward, "reward", self._on_reward, 100)
         self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100)
+        self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
         self.create_service(Trigger, "~/abort", self._on_abort)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
         self.create_service(Trigger, "~/get_stats", self._on_get_stats)
@@ -142,7 +153,12 @@ class EpisodeManager(Node):
                 self._retry_at_s = now_s + self.config.retry_interval_s
                 self.get_logger().error(f"reset_episode gave no answer in {self.config.reset_timeout_s} s; retrying")
             return
-        if self.episode is not None or not self._start_wanted or self._finished_schedule() or now_s < self._retry_at_s:
+        if (self.episode is not None or not self._start_wanted or self._estopped or self._finished_schedule()
+                or now_s < self._retry_at_s):
+            return
+        if self._estopped is None:
+            self.get_logger().info("waiting for the e-stop state on estop (the safety filter latches it)",
+                                   throttle_duration_sec=5.0)
             return
         if not self._reset_client.service_is_ready():
             self.get_logger().info("waiting for the reset_episode service", throttle_duration_sec=5.0)
@@ -202,6 +218,27 @@ class EpisodeManager(Node):
         if self.episode.on_intervention(msg.horizon):
             self._end_episode()
 
+    def _on_estop(self, msg: Bool) -> None:
+        if msg.data == self._estopped:
+            return
+        known, self._estopped = self._estopped is not None, msg.data
+        if not msg.data:
+            if known:
+                self.get_logger().info("e-stop released: the next ~/start_episode resumes the episodes")
+            return
+        self._start_wanted = False
+        if self._reset_future is not None:
+            self._reset_future.cancel()
+            self._reset_future = None
+            self.get_logger().warning("e-stop engaged during a reset_episode call: its result is ignored")
+        if self.episode is not None:
+            self._next_index = self.episode.spec.index
+            self.episode.estop()
+            self._end_episode()
+            self._start_wanted = False
+        self.get_logger().warning("e-stop engaged: no reset or episode until it is released and ~/start_episode is "
+                                  "called")
+
     def _stall(self) -> None:
         assert self.episode is not None
         spec = self.episode.spec
@@ -257,6 +294,9 @@ class EpisodeManager(Node):
         if self._finished_schedule():
             response.success = False
             response.message = f"all {self.config.num_episodes} scheduled episodes are done"
+        elif self._estopped:
+            response.success = False
+            response.message = "e-stop engaged: release it (safety_filter/estop) before starting an episode"
         elif self.episode is not None or self._reset_future is not None or self._start_wanted:
             response.success, response.message = False, "an episode is already running or starting"
         else:
@@ -273,7 +313,8 @@ class EpisodeManager(Node):
             current = {"episode_id": e.episode_id, "task": e.spec.task, "split": e.spec.split, "seed": e.spec.seed,
                        "steps": e.steps, "intervention_steps": e.intervention_steps}
         response.success = True
-        response.message = json.dumps({**self.stats.as_dict(), "current": current}, sort_keys=True)
+        response.message = json.dumps({**self.stats.as_dict(), "current": current, "estop": self._estopped},
+                                      sort_keys=True)
         return response
 
 

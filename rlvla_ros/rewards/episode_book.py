@@ -18,6 +18,10 @@ TERMINATION_ABORT = "abort"
 TERMINATION_INTERVENTION = "intervention"
 TERMINATION_STALLED = "stalled"
 """No reward came for too long (a lost message in lock-step, a dead sensor): not an outcome of the policy."""
+TERMINATION_ESTOP = "estop"
+"""The e-stop was engaged: not an outcome of the policy either."""
+UNCOUNTED_TERMINATIONS = (TERMINATION_STALLED, TERMINATION_ESTOP)
+"""Episodes ended so are left out of success rates and of the learner's graph rollouts."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,10 @@ class RunningEpisode:
         ""."""
         return "" if self.ended else self._end(TERMINATION_STALLED)
 
+    def estop(self) -> str:
+        """End the episode because the e-stop was engaged (no-op once ended); returns "estop" or ""."""
+        return "" if self.ended else self._end(TERMINATION_ESTOP)
+
     def _end(self, reason: str) -> str:
         self.termination_reason = reason
         return reason
@@ -127,7 +135,7 @@ class _Counts:
 
 class SuccessStats:
     """Success counts over finished episodes: overall, per task, per split, per (task, split), and why they ended.
-    Stalled episodes say nothing about the policy: they count only among the terminations."""
+    Stalled and e-stopped episodes say nothing about the policy: they count only among the terminations."""
 
     def __init__(self) -> None:
         self._total = _Counts()
@@ -139,7 +147,7 @@ class SuccessStats:
         """Count a finished episode."""
         reason = episode.termination_reason or "unknown"
         self._terminations[reason] = self._terminations.get(reason, 0) + 1
-        if reason == TERMINATION_STALLED:
+        if reason in UNCOUNTED_TERMINATIONS:
             return
         keys = {"by_task": episode.spec.task, "by_split": episode.spec.split,
                 "by_task_split": f"{episode.spec.task}/{episode.spec.split}"}

@@ -4,14 +4,20 @@ A node's configuration is a dataclass whose fields carry `metadata={"description
 raises ValueError on bad values. `declare_config` declares the parameters (so `ros2 param describe` shows the
 descriptions and YAML files in config/ set them), reads them back and builds the validated dataclass: a bad value in
 a parameter file stops the node at start-up with a message naming the parameter.
+
+At run time (``ros2 param set``) a change of a field goes through the same validation: a node that names the field
+in ``runtime`` gets the new validated config through ``apply`` (which applies it at once, or raises ValueError to
+refuse it); any other field is refused with the reason that the node reads it at start-up only. A refused change
+leaves the parameter and the config as they were.
 """
 
 import array
 import dataclasses
 import typing
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -30,9 +36,15 @@ _PARAMETER_TYPES = {
 }
 
 
-def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
-    """Declare one parameter per field of `config_type`, then return the validated config built from them."""
+def declare_config(node: Node, config_type: type[ConfigT], apply: Callable[[ConfigT], None] | None = None,
+                   runtime: Collection[str] = ()) -> ConfigT:
+    """Declare one parameter per field of `config_type`, then return the validated config built from them.
+
+    Later changes of the fields in `runtime` build a new validated config and pass it to `apply`; changes of the
+    other fields are refused (see the module docstring).
+    """
     hints = typing.get_type_hints(config_type)
+    types = {}
     values = {}
     for field in dataclasses.fields(config_type):
         parameter_type = _PARAMETER_TYPES.get(hints[field.name])
@@ -51,10 +63,45 @@ def declare_config(node: Node, config_type: type[ConfigT]) -> ConfigT:
         except ParameterUninitializedException:
             value = default
         values[field.name] = _checked(field.name, value, parameter_type)
+        types[field.name] = parameter_type
+    unknown = set(runtime) - set(types)
+    if unknown or (runtime and apply is None):
+        raise TypeError(f"{config_type.__name__}: run-time parameters {sorted(runtime)} need an apply function and "
+                        f"must be fields (unknown: {sorted(unknown)})")
     try:
-        return config_type(**values)
+        config = config_type(**values)
     except ValueError as error:
         raise ValueError(f"node '{node.get_name()}': invalid parameters: {error}") from None
+    current = [config]
+
+    def on_set_parameters(parameters: list[Parameter]) -> SetParametersResult:
+        changed = {p.name: p.value for p in parameters if p.name in types}
+        if not changed:
+            return SetParametersResult(successful=True)
+        fixed = sorted(name for name in changed if name not in runtime)
+        if fixed:
+            return _refusal(node, f"parameter(s) {', '.join(fixed)} are read at start-up only: node "
+                                  f"'{node.get_name()}' cannot apply a change while running (restart it with the new "
+                                  f"value)")
+        try:
+            candidate = dataclasses.replace(
+                current[0], **{name: _checked(name, value, types[name]) for name, value in changed.items()})
+            apply(candidate)
+        except ValueError as error:
+            return _refusal(node, f"invalid parameters: {error}")
+        except Exception as error:  # noqa: BLE001 - a failure to apply is a refusal, never a dead parameter service
+            return _refusal(node, f"cannot apply {sorted(changed)}: {type(error).__name__}: {error}")
+        current[0] = candidate
+        node.get_logger().info(f"parameters changed at run time: {changed}")
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set_parameters)
+    return config
+
+
+def _refusal(node: Node, reason: str) -> SetParametersResult:
+    node.get_logger().warning(f"parameter change refused: {reason}")
+    return SetParametersResult(successful=False, reason=reason)
 
 
 def _checked(name: str, value, parameter_type: Parameter.Type):

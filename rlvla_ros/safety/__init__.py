@@ -1,4 +1,5 @@
-"""Safety layer between the policy and the arm: robot limits, kinematics, the action filter and a watchdog."""
+"""Safety layer between the policy and the arm: robot limits, kinematics, the action filter, the plausibility of
+measured joint states and a watchdog."""
 
 from rlvla_ros.safety.action_filter import (
     ACTION_DIM,
@@ -8,6 +9,7 @@ from rlvla_ros.safety.action_filter import (
     SafeCommand,
     parse_chunk,
 )
+from rlvla_ros.safety.joint_state_monitor import JointStateFault, JointStateMonitor, MonitorLimits
 from rlvla_ros.safety.kinematics import Kinematics, MoveItKinematics, make_kinematics, mujoco_kinematics
 from rlvla_ros.safety.robot_config import KinematicsConfig, RobotConfig, load_robot_config, robot_config_path
 from rlvla_ros.safety.watchdog import Watchdog
@@ -17,8 +19,11 @@ __all__ = [
     "ACTION_SPACE",
     "ActionSafetyFilter",
     "FilterResult",
+    "JointStateFault",
+    "JointStateMonitor",
     "Kinematics",
     "KinematicsConfig",
+    "MonitorLimits",
     "MoveItKinematics",
     "RobotConfig",
     "SafeCommand",

@@ -68,14 +68,19 @@ class FilterResult:
 
 
 def parse_chunk(actions: Sequence[float], horizon: int, action_dim: int, action_space: str) -> np.ndarray:
-    """The ``(horizon, 5)`` float32 rows of a flat ``ActionChunk``; ValueError saying why a chunk is unusable."""
+    """The ``(horizon, 5)`` float32 rows of a flat ``ActionChunk``; ValueError saying why a chunk is unusable
+    (including a non-finite value in any row, executed or not)."""
     if action_space != ACTION_SPACE:
         raise ValueError(f"unsupported action_space {action_space!r} (only {ACTION_SPACE!r})")
     if action_dim != ACTION_DIM:
         raise ValueError(f"action_dim is {action_dim}, {ACTION_SPACE} needs {ACTION_DIM}")
     if horizon < 1 or len(actions) != horizon * action_dim:
         raise ValueError(f"{len(actions)} actions for horizon {horizon} x action_dim {action_dim}")
-    return np.asarray(actions, dtype=np.float32).reshape(horizon, action_dim)
+    rows = np.asarray(actions, dtype=np.float32).reshape(horizon, action_dim)
+    if not np.isfinite(rows).all():
+        bad = sorted({int(i) for i in np.argwhere(~np.isfinite(rows))[:, 0]})
+        raise ValueError(f"non-finite values in row(s) {bad}: the chunk is refused whole")
+    return rows
 
 
 class ActionSafetyFilter:
@@ -132,21 +137,36 @@ class ActionSafetyFilter:
         except ValueError as error:
             return FilterResult(None, tuple(clamped), f"inverse kinematics failed: {error}")
 
-        margin = cfg.joint_limit_margin_rad
-        q_target = np.clip(q_ik, self._lower + margin, self._upper - margin)
-        if not np.array_equal(q_target, q_ik):
-            clamped.append(CLAMPED_JOINT_LIMITS)
-        step = q_target - q
-        ratio = float(np.max(np.abs(step) / self._max_step_rad))
-        if ratio > 1.0:
-            q_target = q + step / ratio
-            clamped.append(CLAMPED_JOINT_VELOCITY)
-
+        q_target = self._within_limits(q_ik, q, clamped)
         problem = self._verify(q_target, q)
         if problem:
             return FilterResult(None, tuple(clamped), problem)
         gripper_opening_m = 0.0 if clipped[4] > 0 else cfg.gripper_max_opening_m
         return FilterResult(SafeCommand(q_target, gripper_opening_m, clipped.astype(np.float32)), tuple(clamped))
+
+    def hold(self, q: np.ndarray) -> np.ndarray:
+        """The joint command that holds the arm at ``q`` (rad): inside the limits minus the margin, at most one
+        velocity-bounded step from ``q``. ValueError when ``q`` has the wrong shape or is not finite (a caller bug:
+        only plausible measurements are held)."""
+        q = np.asarray(q, dtype=np.float64)
+        n = len(self.config.arm_joint_names)
+        if q.shape != (n,) or not np.isfinite(q).all():
+            raise ValueError(f"a hold needs {n} finite joint positions, got {q.tolist()}")
+        return self._within_limits(q, q, [])
+
+    def _within_limits(self, q_target: np.ndarray, q: np.ndarray, clamped: list[str]) -> np.ndarray:
+        """``q_target`` clamped to the limits minus the margin, then its step from ``q`` shortened (keeping its
+        direction) to the velocity bound; appends what changed it to ``clamped``."""
+        margin = self.config.joint_limit_margin_rad
+        limited = np.clip(q_target, self._lower + margin, self._upper - margin)
+        if not np.array_equal(limited, q_target):
+            clamped.append(CLAMPED_JOINT_LIMITS)
+        step = limited - q
+        ratio = float(np.max(np.abs(step) / self._max_step_rad))
+        if ratio > 1.0:
+            limited = q + step / ratio
+            clamped.append(CLAMPED_JOINT_VELOCITY)
+        return limited
 
     def _verify(self, q_target: np.ndarray, q: np.ndarray) -> str:
         """Independent last check of a command; the reason it is unsafe, or empty."""

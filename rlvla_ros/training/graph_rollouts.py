@@ -29,7 +29,7 @@ from rlvla_ros.data.bag_episodes import EpisodeTables, file_message, tables_to_e
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.policies import Policy
-from rlvla_ros.rewards.episode_book import TERMINATION_STALLED
+from rlvla_ros.rewards.episode_book import UNCOUNTED_TERMINATIONS
 from rlvla_ros.training.rollouts import EpisodeSpec
 
 _END = 1
@@ -55,7 +55,7 @@ class EpisodeAssembler:
         now_s = time.monotonic() if now_s is None else now_s
         ended = msgtype == EPISODE_EVENT and msg.event == _END
         with self._lock:
-            if ended and msg.termination_reason == TERMINATION_STALLED:
+            if ended and msg.termination_reason in UNCOUNTED_TERMINATIONS:
                 self.dropped += 1
                 self._forget(msg.episode_id)
                 return

@@ -5,12 +5,13 @@ import json
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
 from rlvla_ros.nodes import episode_manager
 from rlvla_ros.nodes.episode_manager import EpisodeManager
+from rlvla_ros.ros.qos import ESTOP_QOS
 from rlvla_ros.srv import ResetEpisode
 
 LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -38,7 +39,7 @@ class FakeDriver:
 
 
 class Rig:
-    def __init__(self, ros_graph, wait_for, failures=0, **parameters):
+    def __init__(self, ros_graph, wait_for, failures=0, estop_released=True, **parameters):
         self.wait_for = wait_for
         self.test = ros_graph.node("episode_manager_test")
         self.driver = FakeDriver(self.test, failures)
@@ -47,6 +48,9 @@ class Rig:
         self.test.create_subscription(EpisodeEvent, "episode_event", self.events.append, LATCHED)
         self.rewards = self.test.create_publisher(Reward, "reward", 10)
         self.executed = self.test.create_publisher(ActionChunk, "executed_action", 10)
+        self.estop = self.test.create_publisher(Bool, "estop", ESTOP_QOS)  # the safety filter's latched state
+        if estop_released:
+            self.estop.publish(Bool(data=False))
         parameters = {"retry_interval_s": 0.2, **parameters}
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         self.node = ros_graph.add(EpisodeManager(context=ros_graph.context, parameter_overrides=overrides))
@@ -199,3 +203,44 @@ def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
     assert not wait_for(lambda: rig.driver.requests, 0.5)  # no policy yet
     rig.test.create_publisher(ActionChunk, "action_chunk", 10)
     assert rig.wait_events(1)[0].event == EpisodeEvent.START
+
+
+def test_estop_ends_the_episode_and_nothing_resets_or_starts_until_an_explicit_start(ros_graph, wait_for):
+    # Issue 17: while e-stopped, episodes timed out and reset_episode (a real arm's homing routine) was called.
+    rig = Rig(ros_graph, wait_for, max_steps=[3], base_seed=5)
+    assert rig.wait_events(1)[0].episode_id == "ep1"
+    rig.reward("ep1", 0)
+    rig.estop.publish(Bool(data=True))
+    end = rig.wait_events(2)[1]
+    assert (end.event, end.episode_id, end.termination_reason, end.length) == (EpisodeEvent.END, "ep1", "estop", 1)
+    for step in range(1, 3):  # the graph may go on rewarding the ended episode: no timeout, no reset
+        rig.reward("ep1", step)
+    refused = rig.call("start_episode")
+    assert not refused.success and "e-stop engaged" in refused.message
+    rig.estop.publish(Bool(data=False))
+    assert wait_for(lambda: not json.loads(rig.call("get_stats").message)["estop"], 5.0)
+    stats = json.loads(rig.call("get_stats").message)
+    assert (stats["episodes"], stats["terminations"], stats["current"]) == (0, {"estop": 1}, None)
+    # The release started nothing: an explicit start runs the interrupted episode again, with its seed.
+    response = rig.call("start_episode")
+    assert response.success, response.message
+    start = rig.wait_events(3)[2]
+    assert (start.event, start.episode_id, start.seed) == (EpisodeEvent.START, "ep2", 5)
+    assert rig.driver.requests == [("lift", "id", 5), ("lift", "id", 5)]
+    assert [e.event for e in rig.events] == [EpisodeEvent.START, EpisodeEvent.END, EpisodeEvent.START]
+
+
+def test_no_reset_is_sent_before_the_estop_state_is_known_nor_while_it_is_engaged(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, estop_released=False, ready_settle_s=0.0)
+    publisher = rig.estop
+    assert json.loads(rig.call("get_stats").message)["estop"] is None and rig.node._start_wanted
+    publisher.publish(Bool(data=True))  # the state arrives: engaged
+    assert wait_for(lambda: json.loads(rig.call("get_stats").message)["estop"], 5.0)
+    assert rig.driver.requests == []
+    refused = rig.call("start_episode")
+    assert not refused.success and "e-stop engaged" in refused.message
+    publisher.publish(Bool(data=False))
+    assert wait_for(lambda: not json.loads(rig.call("get_stats").message)["estop"], 5.0)
+    assert rig.call("start_episode").success
+    assert rig.wait_events(1)[0].episode_id == "ep1"
+    assert rig.driver.requests == [("lift", "id", 0)]

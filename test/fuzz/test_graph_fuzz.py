@@ -15,10 +15,6 @@ CASES = int(os.environ.get("RLVLA_FUZZ_CASES", "240"))
 SEED = int(os.environ.get("RLVLA_FUZZ_SEED", "17"))
 
 
-# Until the safety branch (issue 17's safety half) is merged, the fuzz finds its defects: parameter changes to NaN, an
-# infinite value or a value of another type accepted silently, and a safety filter that commands the joint limits
-# after implausible joint states. Strict: once they are fixed this marker must go.
-@pytest.mark.xfail(strict=True, reason="issue 17 safety defects: parameters accepted silently, holds at the limits")
 def test_the_sim_graph_survives_a_seeded_fuzz_and_nothing_unsafe_reaches_the_arm(tmp_path):
     report = fuzz_sim_graph(CASES, SEED, tmp_path)
     summary = report.summary()

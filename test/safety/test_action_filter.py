@@ -211,3 +211,25 @@ def test_chunks_parse_into_rows_or_say_why_not():
         parse_chunk([0.0] * 9, 2, 5, "ee_delta")
     with pytest.raises(ValueError, match="0 actions for horizon 0"):
         parse_chunk([], 0, 5, "ee_delta")
+
+
+@pytest.mark.parametrize("row, value", [(0, np.nan), (2, np.nan), (3, np.inf), (1, -np.inf)])
+def test_a_chunk_with_a_non_finite_value_in_any_row_is_refused_whole(row, value):
+    actions = np.zeros((4, 5))
+    actions[row, 1] = value
+    with pytest.raises(ValueError, match=rf"non-finite values in row\(s\) \[{row}\]: the chunk is refused whole"):
+        parse_chunk(actions.ravel().tolist(), 4, 5, "ee_delta")
+
+
+def test_a_hold_stays_inside_the_margins_and_within_one_velocity_step(safety, sim_robot):
+    lower, upper = sim_robot.joint_limits_rad[:, 0], sim_robot.joint_limits_rad[:, 1]
+    margin = sim_robot.joint_limit_margin_rad
+    max_step = sim_robot.max_joint_velocity_rad_s * sim_robot.control_period_s
+    np.testing.assert_array_equal(safety.hold(HOME), HOME)  # well inside: held where it is
+    at_limits = upper.copy()  # measured on the limits, inside the margin band
+    hold = safety.hold(at_limits)
+    assert_within_joint_limits(hold, sim_robot, margin)
+    np.testing.assert_allclose(hold, upper - margin)
+    with pytest.raises(ValueError, match="finite"):
+        safety.hold(np.full(5, np.nan))
+    assert np.all(np.abs(safety.hold(lower) - lower) <= max_step)

@@ -1,18 +1,24 @@
 """The safety_filter node over real topics: only safe commands reach the arm topics, stops come when they should."""
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from rlvla_ros.msg import ActionChunk
+from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.nodes import safety_filter
 from rlvla_ros.nodes.safety_filter import SafetyFilter
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS
+from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.safety import robot_config_path
 from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, HOME_ARM_Q, JOINT_NAMES
 
@@ -51,13 +57,18 @@ class Rig:
         self.policy = self.test.create_publisher(ActionChunk, "action_chunk", 10)
         self.teleop = self.test.create_publisher(ActionChunk, "teleop/action_chunk", 10)
         self.joint_states = self.test.create_publisher(JointState, "joint_states", 10)
+        self.episode_events = self.test.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self.estop_client = self.test.create_client(SetBool, "safety_filter/estop")
+        self.parameters = AsyncParameterClient(self.test, "safety_filter")
         self.joint_state_timer = self.test.create_timer(0.05, self._publish_joint_state)
         # Both ends of every topic must have matched, or the first messages can arrive late.
         endpoints = [*self.node.subscriptions, *self.test.subscriptions]
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in endpoints), 10.0)
         assert wait_for(lambda: all(p.get_subscription_count() > 0 for p in (self.policy, self.teleop)), 10.0)
         assert self.estop_client.wait_for_service(timeout_sec=10.0)
+        self.stats: list[dict] = []  # latched: no need to wait for the match
+        self.test.create_subscription(String, "safety_filter/stats", lambda m: self.stats.append(json.loads(m.data)),
+                                      STATS_QOS)
 
     def _publish_joint_state(self):
         positions = list(self.q) + [0.04, 0.04]
@@ -67,6 +78,19 @@ class Rig:
         future = self.estop_client.call_async(SetBool.Request(data=engage))
         assert self.wait_for(future.done, 5.0)
         return future.result()
+
+    def set(self, **parameters):
+        """Set parameters over the node's parameter service; the SetParametersResult of each."""
+        assert self.parameters.wait_for_services(timeout_sec=10.0)
+        future = self.parameters.set_parameters([Parameter(name, value=value) for name, value in parameters.items()])
+        assert self.wait_for(future.done, 10.0)
+        return future.result().results
+
+    def wait_for_stats(self, predicate) -> dict:
+        """The first ~/stats snapshot (from now on) that satisfies ``predicate``."""
+        seen = len(self.stats)
+        assert self.wait_for(lambda: any(predicate(s) for s in self.stats[max(0, seen - 1):]), 10.0), self.stats[-1:]
+        return next(s for s in self.stats[max(0, seen - 1):] if predicate(s))
 
     def wait_for_trajectories(self, count: int, timeout_s: float = 5.0) -> bool:
         return self.wait_for(lambda: len(self.trajectories) >= count, timeout_s)
@@ -172,7 +196,7 @@ def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
     r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
     time.sleep(QUIET_S)
     assert len(r.trajectories) == 1 and not r.executed and not r.gripper
-    assert r.estop(False).message == "e-stop released: actions accepted"
+    assert r.estop(False).message == "e-stop released: chunks that arrive from now on are accepted"
     r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
     assert r.wait_for_trajectories(2) and r.wait_for(lambda: len(r.executed) == 1)
 
@@ -224,15 +248,20 @@ def test_execute_steps_rows_become_points_one_period_apart_within_the_velocity_b
     assert list(r.gripper[0].data) == [0.0]
 
 
-def test_chunks_are_refused_once_joint_states_go_stale(rig):
+def test_chunks_are_refused_once_joint_states_go_stale(rig, skippable_clock):
+    clock = skippable_clock(safety_filter)
     r = rig(watchdog_timeout_s=5.0, joint_state_timeout_s=0.5)
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
     assert r.wait_for(lambda: len(r.executed) == 1)
     r.joint_state_timer.cancel()  # the driver goes quiet
-    time.sleep(1.0)
+    clock.skip(1.0)
     r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
-    time.sleep(QUIET_S)
-    assert [m.step for m in r.executed] == [1] and len(r.trajectories) == 1
+    assert r.wait_for_stats(lambda s: s["refused"].get("joint_state_fault") == 1 and s["joint_state_fault"] == "stale")
+    r.joint_state_timer.reset()  # fresh joint states again
+    assert r.wait_for_stats(lambda s: s["joint_state_fault"] == "")
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=3))
+    assert r.wait_for(lambda: len(r.executed) == 2)
+    assert [m.step for m in r.executed] == [1, 3]
 
 
 def stamped(msg, seconds: float):
@@ -276,3 +305,156 @@ def test_finger_joints_alone_do_not_count_as_a_joint_state(ros_graph, wait_for):
     gripper_timer.cancel()
     r.joint_state_timer.reset()  # the whole arm again
     assert wait_for(lambda: r.estop(True).message.startswith("e-stop engaged: holding"))
+
+
+def assert_within_one_step_of(trajectory: JointTrajectory, q, robot) -> np.ndarray:
+    """Safe, inside the margins, and its first point at most one velocity-bounded step from ``q``."""
+    positions = assert_safe(trajectory, robot)
+    margin = robot.joint_limit_margin_rad
+    assert np.all(positions >= robot.joint_limits_rad[:, 0] + margin - 1e-9)
+    assert np.all(positions <= robot.joint_limits_rad[:, 1] - margin + 1e-9)
+    max_step = robot.max_joint_velocity_rad_s * robot.control_period_s
+    assert np.all(np.abs(positions[0] - q) <= max_step + 1e-9), (positions[0], q)
+    return positions
+
+
+def test_a_measured_state_outside_the_limits_is_a_fault_that_holds_the_arm_where_it_was(rig):
+    # Issue 17: joint_states claiming 10 rad on every joint made the filter hold at the joint limits, 3.85 rad away.
+    r = rig(watchdog_timeout_s=5.0)
+    r.q = np.full(5, 10.0)
+    assert r.wait_for_stats(lambda s: s.get("joint_state_fault") == "outside_limits")
+    assert r.wait_for_trajectories(1)  # entering the fault holds the last plausible position
+    hold = r.trajectories[0][1]
+    np.testing.assert_allclose(assert_within_one_step_of(hold, HOME_ARM_Q, r.robot), [HOME_ARM_Q], atol=1e-12)
+    assert list(hold.points[0].velocities) == [0.0] * 5
+    assert r.estop(True).message.startswith("e-stop engaged: holding [0.0, 0.357, 1.662, 1.122, 0.0]")
+    assert r.wait_for_trajectories(2)
+    assert_within_one_step_of(r.trajectories[1][1], HOME_ARM_Q, r.robot)
+    r.estop(False)
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop", step=2))
+    assert r.wait_for_stats(lambda s: s["refused"].get("joint_state_fault", 0) >= 2)
+    r.q = HOME_ARM_Q.copy()  # plausible again, after fault_clear_messages consistent states
+    assert r.wait_for_stats(lambda s: s.get("joint_state_fault") == "")
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop", step=3))
+    assert r.wait_for(lambda: r.executed)
+    assert [m.step for m in r.executed] == [3]
+    assert r.wait_for_trajectories(3)
+    for _, trajectory in r.trajectories:
+        assert_within_one_step_of(trajectory, HOME_ARM_Q, r.robot)
+    assert r.stats[-1]["joint_state_faults.outside_limits"] == 1
+
+
+def test_a_measured_jump_is_a_fault_but_not_during_a_reset(rig):
+    r = rig(watchdog_timeout_s=5.0)
+    jumped = HOME_ARM_Q + np.array([0.6, 0.0, 0.0, 0.0, 0.0])  # within the limits, but 0.6 rad in 50 ms
+    r.q = jumped
+    assert r.wait_for_stats(lambda s: s.get("joint_state_faults.jump") == 1)  # it may clear before the next snapshot
+    assert r.wait_for_trajectories(1)
+    np.testing.assert_allclose(r.trajectories[0][1].points[0].positions, HOME_ARM_Q, atol=1e-12)
+    assert r.wait_for_stats(lambda s: s.get("joint_state_fault") == "")  # it stayed there: plausible again
+    # An episode's END: the driver resets (teleports) the arm until the next START.
+    r.episode_events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="ep"))
+    assert r.wait_for(lambda: r.node.monitor.resetting)
+    r.q = HOME_ARM_Q.copy()
+    assert r.wait_for(lambda: np.array_equal(r.node.monitor.plausible_q, HOME_ARM_Q))  # taken as it is
+    r.episode_events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id="ep2"))
+    assert r.wait_for(lambda: not r.node.monitor.resetting)
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
+    assert r.wait_for(lambda: r.executed)
+    assert [m.step for m in r.executed] == [1] and r.stats[-1].get("joint_state_faults.jump") == 1
+    assert_within_one_step_of(r.trajectories[-1][1], HOME_ARM_Q, r.robot)
+
+
+def test_a_chunk_with_nan_in_a_later_row_is_refused_whole(rig):
+    # Issue 17: NaN only in row 2 was executed (its first row only runs with execute_steps 1).
+    r = rig(watchdog_timeout_s=5.0)
+    r.policy.publish(chunk([[0.5, 0.0, 0.0, 0.0, 0.0], [0.0] * 5, [np.nan, 0.0, 0.0, 0.0, 0.0]], step=1))
+    r.policy.publish(chunk([[0.5, 0.0, 0.0, 0.0, 0.0], [0.0] * 5, [0.0] * 5], step=2))  # the sentinel
+    assert r.wait_for(lambda: r.executed)
+    assert [m.step for m in r.executed] == [2]
+    assert r.wait_for_stats(lambda s: s["refused"].get("bad_chunk") == 1)
+
+
+def test_estop_state_is_latched_and_its_release_executes_nothing_that_came_before(rig, ros_graph, wait_for):
+    r = rig(watchdog_timeout_s=5.0)
+    r.joint_state_timer.cancel()  # the test is the driver: stamped joint states
+    arm = JointState(name=list(JOINT_NAMES), position=list(HOME_ARM_Q) + [0.04] * 2)
+    r.joint_states.publish(stamped(arm, 1.0))
+    r.estop(True)
+    late = ros_graph.node("late_joiner")
+    states = []
+    late.create_subscription(Bool, "estop", lambda m: states.append(m.data), ESTOP_QOS)
+    assert wait_for(lambda: states == [True])  # latched: a node started later learns it at once
+    # A chunk for the sensor set of t = 2 s arrives during the e-stop; its joint state only after the release.
+    r.policy.publish(stamped(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1), 2.0))
+    assert r.wait_for_stats(lambda s: s["refused"].get("estop") == 1)
+    assert r.estop(False).success
+    assert wait_for(lambda: states == [True, False])
+    r.joint_states.publish(stamped(arm, 2.0))
+    r.policy.publish(stamped(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2), 2.0))  # the sentinel
+    assert r.wait_for(lambda: r.executed)
+    assert [m.step for m in r.executed] == [2]
+
+
+def test_dry_run_switched_on_at_run_time_stops_commands_at_once(rig):
+    # Issue 17: `ros2 param set .../safety_filter dry_run true` answered success while trajectories kept flowing.
+    r = rig(watchdog_timeout_s=5.0)
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
+    assert r.wait_for(lambda: len(r.executed) == 1)
+    assert r.set(dry_run=True)[0].successful
+    assert r.node.dry_run
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=2))
+    assert r.wait_for_stats(lambda s: s.get("dry_run_chunks") == 1 and s["dry_run"])
+    assert r.set(dry_run=False)[0].successful
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=3))  # the sentinel
+    assert r.wait_for(lambda: len(r.executed) == 2)
+    assert [m.step for m in r.executed] == [1, 3]
+    stop = r.trajectories[1][1]  # switching dry run on stopped the arm first
+    assert list(stop.points[0].velocities) == [0.0] * 5
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("watchdog_timeout_s", -1.0, "watchdog_timeout_s must be a finite number > 0, got -1.0"),
+    ("watchdog_timeout_s", float("nan"), "watchdog_timeout_s must be a finite number > 0"),
+    ("watchdog_timeout_s", 0.05, "must cover the 0.1 s that execute_steps=1 rows take"),
+    ("execute_steps", 0, "execute_steps must be >= 1, got 0"),
+    ("fault_clear_messages", 0, "fault_clear_messages must be >= 1"),
+    ("robot_config", "/nonexistent/robot.yaml", "/nonexistent/robot.yaml"),
+])
+def test_invalid_values_are_refused_at_run_time_with_the_reason(rig, name, value, reason):
+    r = rig(watchdog_timeout_s=0.5)
+    before = r.node.get_parameter(name).value
+    result = r.set(**{name: value})[0]
+    assert not result.successful and reason in result.reason, result.reason
+    assert r.node.get_parameter(name).value == before and getattr(r.node.config, name) == before
+
+
+def test_dry_run_forced_by_the_robot_config_cannot_be_switched_off(rig):
+    r = rig(watchdog_timeout_s=0.5, dry_run=True, robot_config=str(robot_config_path("example_arm")))
+    result = r.set(dry_run=False)[0]
+    assert not result.successful and "forces dry run" in result.reason
+    assert r.node.dry_run
+
+
+def test_a_shorter_watchdog_set_at_run_time_applies_at_once(rig):
+    r = rig(watchdog_timeout_s=60.0)
+    assert r.set(watchdog_timeout_s=0.3)[0].successful
+    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0]))
+    assert r.wait_for_trajectories(2, timeout_s=10.0)  # the chunk, then the watchdog's stop
+    assert list(r.trajectories[1][1].points[0].velocities) == [0.0] * 5
+
+
+def test_limits_of_a_robot_config_set_at_run_time_bound_the_next_command(rig, tmp_path):
+    r = rig(watchdog_timeout_s=5.0)
+    text = Path(robot_config_path("tabletop_sim")).read_text()
+    tight = tmp_path / "tight.yaml"  # base_yaw may not turn below -0.05 rad (margin 0.02: commands stay above -0.03)
+    tight.write_text(text.replace("- [-2.0, 2.0]", "- [-0.05, 2.0]").replace("model_path: null", "model_path: null"))
+    turn = chunk([0.0, -1.0, 0.0, 0.0, 0.0], step=1)  # -y: base_yaw turns negative
+    expected_before = r.node.filter.filter(np.array([0.0, -1.0, 0.0, 0.0, 0.0]), HOME_ARM_Q).command
+    assert expected_before.joint_positions_rad[0] < -0.03  # the default limits let it turn further
+    assert r.set(robot_config=str(tight))[0].successful
+    r.policy.publish(turn)
+    assert r.wait_for_trajectories(1)
+    positions = assert_within_one_step_of(r.trajectories[0][1], HOME_ARM_Q, r.node.robot)
+    assert positions[0][0] == pytest.approx(-0.03)
