@@ -39,8 +39,8 @@ TRAINER_STATE_NAME = "trainer_state.json"
 METRICS_NAME = "metrics.json"
 """Per-job JSON: every logged scalar as ``{name: [[step, value], ...]}`` plus the final metrics."""
 CURVE_NAME = "learning_curve.png"
-MAX_CONFIG_INT = 2**31 - 1
-"""Largest integer a trainer config field takes (the request's 2**64 - 1 is a typo, not a budget)."""
+MAX_CONFIG_NUMBER = 2**31 - 1
+"""Largest value a numeric trainer config field takes (a request's 2**64 - 1 is a typo, not a budget)."""
 MAX_IMAGE_SIZE = 512
 MAX_CHUNK_SIZE = 64
 
@@ -69,9 +69,9 @@ class TrainerConfig:
 
 
 def check_numeric_fields(config: Any) -> None:
-    """The ranges every trainer config field obeys: numbers finite and >= 0, integers at most
-    :data:`MAX_CONFIG_INT`, every ``*learning_rate`` > 0 (no trainer has a negative hyper-parameter, and a NaN or
-    infinite one poisons the weights before anything notices). ValueError names the field."""
+    """The ranges every trainer config field obeys: numbers finite, in [0, :data:`MAX_CONFIG_NUMBER`], every
+    ``*learning_rate`` in (0, 1] (no trainer has a negative hyper-parameter, a NaN or infinite one poisons the weights
+    before anything notices, and these optimisers diverge above 1). ValueError names the field."""
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -80,10 +80,10 @@ def check_numeric_fields(config: Any) -> None:
             raise ValueError(f"{item.name} must be finite, got {value}")
         if value < 0:
             raise ValueError(f"{item.name} must be >= 0, got {value}")
-        if isinstance(value, int) and value > MAX_CONFIG_INT:
-            raise ValueError(f"{item.name} must be at most {MAX_CONFIG_INT}, got {value}")
-        if item.name.endswith("learning_rate") and not value > 0:
-            raise ValueError(f"{item.name} must be > 0, got {value}")
+        if value > MAX_CONFIG_NUMBER:
+            raise ValueError(f"{item.name} must be at most {MAX_CONFIG_NUMBER}, got {value}")
+        if item.name.endswith("learning_rate") and not 0 < value <= 1:
+            raise ValueError(f"{item.name} must be in (0, 1], got {value}")
 
 
 def parse_overrides_yaml(text: str) -> dict[str, Any]:

@@ -184,9 +184,9 @@ def parameter_cases(node_configs: dict[str, type]) -> st.SearchStrategy[Paramete
                 st.sampled_from(NON_FINITE))))
         name = draw(st.sampled_from(fields))
         # A value of a type the field never takes (a float field takes ints too).
+        int64 = st.integers(-2**63, 2**63 - 1)  # what a parameter message carries
         wrong = {bool: texts.map(lambda t: "x" + t), int: texts.map(lambda t: "x" + t), float: st.lists(
-            texts, min_size=1), str: st.integers(), list[str]: st.integers(), list[float]: texts,
-            list[int]: texts}[hints[name]]
+            texts, min_size=1), str: int64, list[str]: int64, list[float]: texts, list[int]: texts}[hints[name]]
         return ParameterCase(node, _parameter(name, draw(wrong)))
 
     return case()

@@ -114,7 +114,7 @@ def test_bc_job_runs_to_success_publishes_status_and_hands_the_best_to_the_polic
     ("ppo", [], "{rollout_workers: -1}", "rollout_workers must be >= 0, got -1"),
     ("bc", [], "{learning_rate: .nan}", "learning_rate must be finite, got nan"),
     ("ppo", [], "{learning_rate: .inf}", "learning_rate must be finite, got inf"),
-    ("ppo", [], "{learning_rate: 0}", "learning_rate must be > 0, got 0.0"),
+    ("ppo", [], "{learning_rate: 0}", "learning_rate must be in \\(0, 1\\], got 0.0"),
     ("ppo", [], "{time_budget_s: .nan}", "time_budget_s must be finite, got nan"),
     ("ppo", [], "{time_budget_s: -5}", "time_budget_s must be >= 0, got -5.0"),
     ("ppo", [], "{num_envs: 100000}", "num_envs must be <= 256"),
