@@ -31,6 +31,7 @@ setup(
         "tensorboard>=2.16",
         "matplotlib>=3.8",
         "tqdm>=4.66",
+        "hypothesis>=6.100",
     ],
     entry_points={"console_scripts": ["rlvla = rlvla_ros.cli:main"]},
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import math
 import os
 import shutil
 import threading
@@ -38,6 +39,10 @@ TRAINER_STATE_NAME = "trainer_state.json"
 METRICS_NAME = "metrics.json"
 """Per-job JSON: every logged scalar as ``{name: [[step, value], ...]}`` plus the final metrics."""
 CURVE_NAME = "learning_curve.png"
+MAX_CONFIG_NUMBER = 2**31 - 1
+"""Largest value a numeric trainer config field takes (a request's 2**64 - 1 is a typo, not a budget)."""
+MAX_IMAGE_SIZE = 512
+MAX_CHUNK_SIZE = 64
 
 
 @dataclass
@@ -56,10 +61,29 @@ class TrainerConfig:
     """Input image side of a fresh policy (ignored with ``init_checkpoint``); sim rollouts render at the policy's."""
 
     def __post_init__(self) -> None:
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
-        if self.image_size < 8:
-            raise ValueError(f"image_size must be >= 8, got {self.image_size}")
+        check_numeric_fields(self)
+        if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
+            raise ValueError(f"chunk_size must be in [1, {MAX_CHUNK_SIZE}], got {self.chunk_size}")
+        if not 8 <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(f"image_size must be in [8, {MAX_IMAGE_SIZE}], got {self.image_size}")
+
+
+def check_numeric_fields(config: Any) -> None:
+    """The ranges every trainer config field obeys: numbers finite, in [0, :data:`MAX_CONFIG_NUMBER`], every
+    ``*learning_rate`` in (0, 1] (no trainer has a negative hyper-parameter, a NaN or infinite one poisons the weights
+    before anything notices, and these optimisers diverge above 1). ValueError names the field."""
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if not math.isfinite(value):
+            raise ValueError(f"{item.name} must be finite, got {value}")
+        if value < 0:
+            raise ValueError(f"{item.name} must be >= 0, got {value}")
+        if value > MAX_CONFIG_NUMBER:
+            raise ValueError(f"{item.name} must be at most {MAX_CONFIG_NUMBER}, got {value}")
+        if item.name.endswith("learning_rate") and not 0 < value <= 1:
+            raise ValueError(f"{item.name} must be in (0, 1], got {value}")
 
 
 def parse_overrides_yaml(text: str) -> dict[str, Any]:
@@ -178,7 +202,8 @@ class JobContext:
     on_progress: Callable[[int, dict[str, float]], None] | None = None
     """Called with (step, metrics) after each :meth:`log`; the learner node publishes status from it."""
     on_new_best: Callable[[Path], None] | None = None
-    """Called with the new best checkpoint directory; the learner node calls the policy's load_checkpoint."""
+    """Called with each new best checkpoint directory after step 0 (a finite score, finite weights); the learner
+    node calls the policy's load_checkpoint."""
     stop_event: threading.Event = field(default_factory=threading.Event)
     """Set to stop the job at its next check."""
     curve_interval_s: float = 60.0
@@ -249,13 +274,16 @@ class JobContext:
         write_dir_atomically(step_dir, write)
         atomic_symlink(self.output_dir / "latest", step_dir)
         self.latest_checkpoint = step_dir
-        improved = score is not None and score > self.best_score
+        # A NaN or infinite score is a failed evaluation, and non-finite weights a failed model: neither is "best".
+        improved = (score is not None and math.isfinite(score) and score > self.best_score
+                    and all(torch.isfinite(p).all() for p in model.parameters()))
         if improved:
             self.best_score = float(score)
             atomic_symlink(self.output_dir / "best", step_dir)
             self.best_checkpoint = step_dir
         self._prune_checkpoints()
-        if improved and self.on_new_best is not None:
+        # Step 0 is the start policy itself (an online job's baseline evaluation), not something the job learnt.
+        if improved and step > 0 and self.on_new_best is not None:
             self.on_new_best(step_dir)
         return step_dir
 

@@ -58,6 +58,10 @@ class SimRolloutSource:
         """Nothing to release here (see the class docstring)."""
 
 
+MAX_NUM_ENVS = 256
+MAX_ROLLOUT_WORKERS = 64
+
+
 @dataclass
 class OnlineConfig(TrainerConfig):
     """Rollout, optimisation and evaluation settings shared by the online trainers."""
@@ -121,6 +125,10 @@ class OnlineConfig(TrainerConfig):
             raise ValueError("eval_splits must name at least one split")
         if self.rollout_workers < 0:
             raise ValueError(f"rollout_workers must be >= 0, got {self.rollout_workers}")
+        # Each env renders and each worker is a process: beyond these a typo exhausts the machine, not a budget.
+        if self.num_envs > MAX_NUM_ENVS or self.rollout_workers > MAX_ROLLOUT_WORKERS:
+            raise ValueError(f"num_envs must be <= {MAX_NUM_ENVS} and rollout_workers <= {MAX_ROLLOUT_WORKERS}, "
+                             f"got {self.num_envs} and {self.rollout_workers}")
         if self.num_envs < 1 or self.update_epochs < 1 or self.minibatch_size < 1 or self.eval_episodes < 1:
             raise ValueError("num_envs, update_epochs, minibatch_size and eval_episodes must be >= 1")
         if self.temperature <= 0:

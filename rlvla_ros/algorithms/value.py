@@ -386,6 +386,8 @@ class ConservativeCriticConfig(TrainerConfig):
             raise ValueError(f"need gamma in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
         if self.cql_alpha < 0:
             raise ValueError(f"cql_alpha must be >= 0, got {self.cql_alpha}")
+        if self.hidden_size > 4096 or self.num_layers > 16 or self.num_critics > 16:
+            raise ValueError("hidden_size must be <= 4096, num_layers and num_critics <= 16")
 
 
 @dataclass

@@ -21,6 +21,8 @@ BENCHMARKS = {
     "lockstep": ("rlvla_ros.cli.lockstep_bench", "benchmark_lockstep",
                  "the launched lock-step sim graph with the scripted expert, twice on the same seeds: graph steps/s "
                  "against the in-process env, identical episodes"),
+    "fuzz": ("rlvla_ros.ros.graph_fuzz", "benchmark_fuzz",
+             "generated malformed requests, messages and parameters into the sim graph: crashes, unsafe commands"),
 }
 
 

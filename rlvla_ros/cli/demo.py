@@ -182,7 +182,7 @@ def _config_overrides(config: DemoConfig, **episode_manager) -> dict:
 
 def _launch_arguments(config_dir: Path, out: Path, **extra: str) -> dict[str, str]:
     return {"clock_mode": "lockstep", "watchdog_timeout_s": "60.0", "config_dir": str(config_dir),
-            "learner_output_dir": str(out / "learner"), **extra}
+            "learner_output_dir": str(out / "learner"), "data_root": str(out), **extra}
 
 
 def _record_expert_demonstrations(config: DemoConfig, out: Path) -> str:

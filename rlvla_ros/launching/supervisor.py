@@ -232,6 +232,11 @@ class Supervisor:
                     spec.respawn_max_retries < 0 or process.respawns < spec.respawn_max_retries):
                 process.respawns += 1
                 process.respawn_at = time.monotonic() + spec.respawn_delay_s
+            elif spec.respawn and not self._shutting_down and popen.returncode != 0:
+                # Retries used up: a node that keeps dying is misconfigured; say so once and fail the launch.
+                self._message("ERROR", spec.label, f"not respawned again: it died {process.respawns + 1} times "
+                              f"(respawn_max_retries {spec.respawn_max_retries}); see its output above")
+                self._failed = True
 
     def _escalate(self) -> None:
         now = time.monotonic()

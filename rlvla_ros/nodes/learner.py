@@ -3,12 +3,13 @@
 Services ``~/start_finetune`` (StartFineTune), ``~/stop_finetune`` (StopFineTune), ``~/get_status``
 (GetFineTuneStatus); action ``~/fine_tune`` (FineTune: the goal is a StartFineTune request, feedback the job's
 status, cancelling stops the job); topic ``~/status`` (FineTuneStatus, every ``1 / status_rate_hz`` s and on every
-change). A request that cannot run (unknown algorithm, missing dataset, bad overrides, a job already running) is
-answered ``accepted=false`` with the reason. The job runs in a worker thread; a trainer exception ends it FAILED with
-the error as message and the node keeps serving. Each job writes into ``<output_dir>/<job_id>/``: atomic
-checkpoints (``latest`` and ``best`` links), TensorBoard scalars, ``metrics.json`` and a PNG learning curve. On each
-new best checkpoint the node asks the policy node to load it (``policy_load_service``); failing to reach it is
-logged, not fatal.
+change). A request that cannot run (unknown algorithm, missing dataset or one outside ``data_root``, bad overrides,
+a job already running) is answered ``accepted=false`` with the reason; so is any other failure while handling a
+request. The job runs in a worker thread; a trainer exception ends it FAILED with the error as message and the node
+keeps serving. Each job writes into ``<output_dir>/<job_id>/``: atomic checkpoints (``latest`` and ``best`` links),
+TensorBoard scalars, ``metrics.json`` and a PNG learning curve; ``<output_dir>/jobs.json`` keeps the job history
+across restarts. On each new best checkpoint after a successful evaluation the node asks the policy node to load it
+(``policy_load_service``); its answer (a refusal's reason included) becomes part of the job's status message.
 
 Online jobs take their episodes from the in-process simulation (``rollout_source: sim``) or from the live graph
 (``rollout_source: graph``: ``observation``, ``executed_action``, ``reward`` and ``episode_event`` are joined into
@@ -17,8 +18,10 @@ episodes, see :mod:`rlvla_ros.training.graph_rollouts`).
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from traceback import format_exc
 from typing import Any
 
 import torch
@@ -46,6 +49,8 @@ class LearnerConfig:
 
     output_dir: str = field(default="learner_runs", metadata={
         "description": "folder that gets one sub-folder per job (checkpoints, TensorBoard, curves)"})
+    data_root: str = field(default=".", metadata={
+        "description": "datasets must lie below this folder (relative ones are taken from it); others are refused"})
     default_init_checkpoint: str = field(default="", metadata={
         "description": "policy checkpoint jobs start from unless their overrides set init_checkpoint"})
     rollout_source: str = field(default="sim", metadata={
@@ -65,8 +70,8 @@ class LearnerConfig:
         "description": "graph source: give up waiting for an episode's missing messages after this long"})
 
     def __post_init__(self) -> None:
-        if not self.output_dir:
-            raise ValueError("output_dir must name a folder")
+        if not self.output_dir or not self.data_root:
+            raise ValueError("output_dir and data_root must name folders")
         if self.rollout_source not in ROLLOUT_SOURCES:
             raise ValueError(f"rollout_source must be one of {ROLLOUT_SOURCES}, got {self.rollout_source!r}")
         if not self.status_rate_hz > 0:
@@ -95,7 +100,7 @@ def status_message(status: JobStatus, stamp: Any) -> FineTuneStatus:
         metrics=[Metric(name=name, value=float(value)) for name, value in sorted(status.metrics.items())],
         latest_checkpoint=status.latest_checkpoint,
         best_checkpoint=status.best_checkpoint,
-        message=status.message,
+        message=status.summary(),
     )
 
 
@@ -120,6 +125,7 @@ class Learner(Node):
             on_change=self._publish_status,
             on_new_best=self._announce_best,
             rollout_source_factory=self._graph_source if self.config.rollout_source == "graph" else None,
+            data_root=Path(self.config.data_root),
         )
         self._waits = BackgroundCalls(self, "learner_goal_wait", max_workers=4)
         self._status_pub = self.create_publisher(FineTuneStatus, "~/status", 10)
@@ -137,7 +143,8 @@ class Learner(Node):
         self.create_timer(1.0 / self.config.status_rate_hz, lambda: self._publish_status(self.runner.status()),
                           callback_group=group)
         self.get_logger().info(
-            f"learner ready: jobs in {self.config.output_dir}, rollout source {self.config.rollout_source}"
+            f"learner ready: jobs in {self.config.output_dir} ({len(self.runner.job_ids())} in the history), datasets "
+            f"below {Path(self.config.data_root).resolve()}, rollout source {self.config.rollout_source}"
         )
 
     def _graph_source(self) -> GraphRolloutSource:
@@ -145,7 +152,7 @@ class Learner(Node):
                                   load_service=self.config.policy_load_service)
 
     def _start(self, algorithm: str, datasets: list[str], steps: int, overrides_yaml: str) -> tuple[bool, str, str]:
-        """(accepted, job_id, message) of a start request."""
+        """(accepted, job_id, message) of a start request; any failure is a refusal with its reason."""
         request = JobRequest(algorithm=algorithm, datasets=list(datasets), steps=int(steps),
                              overrides_yaml=overrides_yaml)
         try:
@@ -153,6 +160,9 @@ class Learner(Node):
         except ValueError as err:
             self.get_logger().warning(f"refused {algorithm!r} job: {err}")
             return False, "", str(err)
+        except Exception as err:  # noqa: BLE001 - a request must never take the node (and its job history) down
+            self.get_logger().error(f"refused {algorithm!r} job, it failed while starting: {format_exc()}")
+            return False, "", f"could not start the job: {type(err).__name__}: {err}"
         self.get_logger().info(f"job {status.job_id}: {status.message}")
         return True, status.job_id, status.message
 
@@ -165,8 +175,8 @@ class Learner(Node):
     def _on_stop(self, request: StopFineTune.Request, response: StopFineTune.Response) -> StopFineTune.Response:
         try:
             job_id = self.runner.stop(request.job_id)
-        except ValueError as err:
-            response.success, response.message = False, str(err)
+        except Exception as err:  # noqa: BLE001 - ValueError is the expected refusal; anything else is one too
+            response.success, response.message = False, str(err) if isinstance(err, ValueError) else repr(err)
             return response
         response.success, response.message = True, f"stopping {job_id}; its last checkpoint stays"
         return response
@@ -174,12 +184,14 @@ class Learner(Node):
     def _on_get_status(
         self, request: GetFineTuneStatus.Request, response: GetFineTuneStatus.Response
     ) -> GetFineTuneStatus.Response:
-        status = self.runner.status()
-        if request.job_id and request.job_id != status.job_id:
-            response.success = False
-            response.message = f"unknown job {request.job_id!r}; the current or last job is {status.job_id or 'none'}"
-        else:
+        try:
+            status = self.runner.status(request.job_id)
             response.success, response.message = True, ""
+        except KeyError:
+            status = self.runner.status()
+            response.success = False
+            response.message = (f"unknown job {request.job_id!r}; the current or last job is "
+                                f"{status.job_id or 'none'} ({len(self.runner.job_ids())} in the history)")
         response.status = status_message(status, self.get_clock().now().to_msg())
         return response
 
@@ -207,7 +219,7 @@ class Learner(Node):
                 self.runner.status(), self.get_clock().now().to_msg())))
         status = self.runner.status()
         result.success = status.state == JobState.SUCCEEDED
-        result.message = status.message
+        result.message = status.summary()
         result.best_checkpoint = status.best_checkpoint
         result.metrics = [Metric(name=k, value=float(v)) for k, v in sorted(status.metrics.items())]
         if status.state == JobState.CANCELLED and handle.is_cancel_requested:
@@ -221,24 +233,32 @@ class Learner(Node):
     def _publish_status(self, status: JobStatus) -> None:
         self._status_pub.publish(status_message(status, self.get_clock().now().to_msg()))
 
-    def _announce_best(self, path: Path) -> None:
+    def _announce_best(self, path: Path) -> threading.Event | None:
+        """Ask the policy node to load ``path``; the returned event is set once its answer is in the job's status."""
         if self._load_client is None:
-            return
+            return None
+        job_id = self.runner.status().job_id
         if not self._load_client.service_is_ready():
-            self.get_logger().warning(
-                f"new best checkpoint {path}: {self.config.policy_load_service} is not available, not loaded"
-            )
-            return
+            answer = f"best checkpoint {path.name} not loaded: {self.config.policy_load_service} is not available"
+            self.get_logger().warning(answer)
+            self.runner.record_policy_load(job_id, answer)
+            return None
+        answered = threading.Event()
         future = self._load_client.call_async(LoadCheckpoint.Request(path=str(path)))
-        future.add_done_callback(lambda f: self._loaded(path, f))
+        future.add_done_callback(lambda f: self._loaded(job_id, path, f, answered))
+        return answered
 
-    def _loaded(self, path: Path, future) -> None:
+    def _loaded(self, job_id: str, path: Path, future, answered: threading.Event) -> None:
         response = future.result()
         if response is not None and response.success:
+            answer = f"the policy loaded {path.name} (version {response.policy_version})"
             self.get_logger().info(f"policy loaded {path} (version {response.policy_version})")
         else:
             reason = response.message if response is not None else "no response"
+            answer = f"the policy refused {path.name}: {reason}"
             self.get_logger().warning(f"policy did not load {path}: {reason}")
+        self.runner.record_policy_load(job_id, answer)
+        answered.set()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -11,6 +11,11 @@ observation t + 1 shows. So observation t + 1 is scored and published as the rew
 observation 0 of an episode, taken before any action, gets no reward. Optional potential-based shaping (off by
 default) uses the classifier's success probability as the potential: ``shaping_weight * (discount * p(o_t+1) -
 p(o_t))`` goes into ``shaping_reward``; ``sparse_reward`` is 1.0 on success; ``reward`` is their sum.
+
+Waiting for a classifier: when the source or shaping needs one and ``checkpoint`` is empty or does not load, the node
+stays up, says what is missing and how to provide it (every ``reminder_period_s``), and scores nothing until a
+classifier arrives through ``~/load_classifier`` (rlvla_ros/srv/LoadCheckpoint: ``path`` -> ``success``,
+``message``; a path that does not load is refused with the reason and changes nothing).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.success_pairing import Pairing, SuccessPairing
+from rlvla_ros.srv import LoadCheckpoint
 
 SOURCES = (Reward.SOURCE_SIM_PRIVILEGED, Reward.SOURCE_CLASSIFIER)
 
@@ -50,16 +56,23 @@ class RewardConfig:
     discount: float = field(default=0.99, metadata={"description": "discount factor of the shaping term, in (0, 1]"})
     success_timeout_s: float = field(default=1.0, metadata={
         "description": "sim_privileged: drop an observation when no sim/success with its stamp came within this"})
+    reminder_period_s: float = field(default=10.0, metadata={
+        "description": "while a needed classifier is missing, repeat how to provide one this often"})
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
-        if (self.source == Reward.SOURCE_CLASSIFIER or self.shaping) and not self.checkpoint:
-            raise ValueError("checkpoint must name a success classifier directory for source classifier or shaping")
         if not 0.0 < self.discount <= 1.0:
             raise ValueError(f"discount must be in (0, 1], got {self.discount}")
         if self.success_timeout_s <= 0:
             raise ValueError(f"success_timeout_s must be > 0, got {self.success_timeout_s}")
+        if not self.reminder_period_s > 0:
+            raise ValueError(f"reminder_period_s must be > 0, got {self.reminder_period_s}")
+
+    @property
+    def needs_classifier(self) -> bool:
+        """Whether the source or shaping scores with a success classifier."""
+        return self.source == Reward.SOURCE_CLASSIFIER or self.shaping
 
 
 class RewardNode(Node):
@@ -68,8 +81,13 @@ class RewardNode(Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("reward", **kwargs)
         self.config = declare_config(self, RewardConfig)
-        needs_classifier = self.config.source == Reward.SOURCE_CLASSIFIER or self.config.shaping
-        self.classifier = SuccessClassifier.from_pretrained(self.config.checkpoint) if needs_classifier else None
+        self.classifier: SuccessClassifier | None = None
+        self._missing = ""
+        """Why the needed classifier is missing (empty: none is missing)."""
+        self.unscored_observations = 0
+        """Observations that came while the classifier was missing."""
+        if self.config.needs_classifier:
+            self._missing = self._load_classifier(self.config.checkpoint)
         self.shaper = PotentialShaper(self.config.shaping_weight, self.config.discount) if self.config.shaping else None
         self._pairing: SuccessPairing[tuple[Observation, float | None]] | None = None
         # Observation 0 of an episode is only remembered; later ones are scored as the previous step's outcome.
@@ -81,10 +99,53 @@ class RewardNode(Node):
             self.create_subscription(TaskSuccess, "sim/success", self._on_sim_success, 10)
             self.create_timer(min(self.config.success_timeout_s / 2, 0.5),
                               lambda: self._settle(self._pairing.settle(time.monotonic())))
+        self.create_service(LoadCheckpoint, "~/load_classifier", self._on_load_classifier)
+        self.create_timer(self.config.reminder_period_s, self._remind)
         classifier = (f"classifier {self.config.checkpoint} (threshold {self.classifier.threshold:.3f})"
                       if self.classifier is not None else "no classifier")
         self.get_logger().info(f"source {self.config.source}, {classifier}, "
                                f"shaping {'on' if self.shaper is not None else 'off'}")
+        self._remind()
+
+    def _load_classifier(self, path: str) -> str:
+        """Load the classifier at ``path``; the reason it did not load ('' when it did)."""
+        if not path:
+            return "no success classifier checkpoint is set"
+        try:
+            self.classifier = SuccessClassifier.from_pretrained(path)
+        except Exception as error:  # noqa: BLE001 - a bad checkpoint is reported and waited out, never fatal
+            return f"success classifier {path!r} does not load: {type(error).__name__}: {error}"
+        return ""
+
+    def _remind(self) -> None:
+        if self._missing:
+            self.get_logger().warning(
+                f"scoring nothing ({self.unscored_observations} observations so far): {self._missing}, and source {self.config.source}"
+                f"{' with shaping' if self.config.shaping else ''} needs one. Provide a classifier directory (a "
+                "SuccessClassifier save_pretrained: config.json + model.safetensors, from "
+                "rlvla_ros.rewards.training.train_success_classifier_from_datasets) with "
+                f"`ros2 service call {self.resolve_service_name('~/load_classifier')} rlvla_ros/srv/LoadCheckpoint "
+                "\"{path: /path/to/classifier}\"` or restart with the checkpoint parameter (reward_checkpoint:= in "
+                "the launch files)")
+
+    def _on_load_classifier(self, request: LoadCheckpoint.Request,
+                            response: LoadCheckpoint.Response) -> LoadCheckpoint.Response:
+        if not self.config.needs_classifier:
+            response.success = False
+            response.message = f"source {self.config.source} without shaping uses no classifier; nothing loaded"
+            return response
+        previous = self.classifier
+        reason = self._load_classifier(request.path)
+        if reason:
+            self.classifier = previous
+            response.success, response.message = False, f"{reason}; the node keeps its previous state"
+            self.get_logger().warning(response.message)
+            return response
+        self._missing = ""
+        response.success = True
+        response.message = f"scoring with classifier {request.path} (threshold {self.classifier.threshold:.3f})"
+        self.get_logger().info(response.message)
+        return response
 
     def _on_sim_success(self, msg: TaskSuccess) -> None:
         try:
@@ -95,6 +156,9 @@ class RewardNode(Node):
         self._settle(pairing)
 
     def _on_observation(self, msg: Observation) -> None:
+        if self._missing:
+            self.unscored_observations += 1  # no classifier yet: _remind says so
+            return
         try:
             probability = self._success_probability(msg) if self.classifier is not None else None
             pairing = (self._pairing.add_observation(stamp_ns(msg), (msg, probability), time.monotonic())

@@ -24,7 +24,8 @@ def sim_graph(tmp_path):
     })
     launch = BackgroundLaunch(LAUNCH_FILE, {
         "namespace": NAMESPACE, "config_dir": str(config_dir), "clock_mode": "lockstep",
-        "watchdog_timeout_s": "30.0", "learner_output_dir": str(tmp_path / "learner")}, tmp_path / "launch.log")
+        "watchdog_timeout_s": "30.0", "learner_output_dir": str(tmp_path / "learner"),
+        "data_root": str(tmp_path)}, tmp_path / "launch.log")
     with launch:
         yield launch
     assert launch.process.returncode == 0, launch.log_tail()

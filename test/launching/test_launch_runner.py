@@ -121,6 +121,17 @@ def test_respawn_max_retries_bounds_restarts_then_runner_exits(ament_prefix, lau
     assert output.count("process has finished cleanly") == 3
 
 
+def test_a_node_that_keeps_dying_is_reported_once_its_retries_are_used_up(ament_prefix, launch_file, tmp_path):
+    path = launch_file("""
+        launch:
+        - node: {pkg: fakepkg, exec: fake_node, args: --exit 3, respawn: 'true', respawn_max_retries: 2}
+        """)
+    runner = Runner(path, [], tmp_path)
+    code, output = runner.finish()
+    assert code == 1 and len(runner.records()) == 3
+    assert "not respawned again: it died 3 times (respawn_max_retries 2); see its output above" in output
+
+
 def test_runner_exits_when_nodes_finish_and_reports_failures(ament_prefix, launch_file, tmp_path):
     path = launch_file("""
         launch:

@@ -32,6 +32,23 @@ def test_latest_follows_every_save_and_best_only_improvements(policy, tmp_path):
     assert json.loads((tmp_path / "best" / "trainer_state.json").read_text())["score"] == 0.5
 
 
+def test_only_a_finite_evaluation_of_finite_weights_after_the_start_is_handed_over(policy, tmp_path):
+    announced = []
+    context = JobContext(config=TrainerConfig(), output_dir=tmp_path, steps=3, on_new_best=announced.append,
+                         tensorboard=False)
+    context.save_checkpoint(policy, 0, score=0.1)  # the start policy's baseline: best, but not handed over
+    assert (tmp_path / "best").resolve().name == "step_00000000" and announced == []
+    context.save_checkpoint(policy, 1, score=float("nan"))
+    context.save_checkpoint(policy, 2, score=float("inf"))
+    broken = fresh_policy(TrainerConfig(image_size=32))
+    with torch.no_grad():
+        next(broken.parameters()).fill_(float("nan"))
+    context.save_checkpoint(broken, 3, score=0.9)
+    assert (tmp_path / "best").resolve().name == "step_00000000" and announced == []
+    context.save_checkpoint(policy, 4, score=0.5)
+    assert [p.name for p in announced] == ["step_00000004"]
+
+
 def test_saves_without_score_never_become_best(policy, tmp_path):
     context = JobContext(config=TrainerConfig(), output_dir=tmp_path, steps=1, tensorboard=False)
     context.save_checkpoint(policy, 1)

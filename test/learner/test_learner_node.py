@@ -10,6 +10,7 @@ from rclpy.parameter import Parameter
 from rlvla_ros.action import FineTune
 from rlvla_ros.msg import FineTuneStatus
 from rlvla_ros.nodes.learner import Learner
+from rlvla_ros.nodes.policy import PolicyNode
 from rlvla_ros.policies import load_policy
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
 from rlvla_ros.training.experiments import record_expert_bag
@@ -24,13 +25,17 @@ def bag(tmp_path_factory) -> Path:
     return record_expert_bag(tmp_path_factory.mktemp("demos"), ["lift"], 2, 32)[0]
 
 
+def make_learner(ros_graph, output_dir: Path, data_root: Path = Path("/")) -> Learner:
+    return ros_graph.add(Learner(context=ros_graph.context, parameter_overrides=[
+        Parameter("output_dir", value=str(output_dir)),
+        Parameter("data_root", value=str(data_root)),
+        Parameter("status_rate_hz", value=5.0),
+    ]))
+
+
 @pytest.fixture
 def learner(ros_graph, tmp_path):
-    node = Learner(context=ros_graph.context, parameter_overrides=[
-        Parameter("output_dir", value=str(tmp_path / "runs")),
-        Parameter("status_rate_hz", value=5.0),
-    ])
-    ros_graph.add(node)
+    node = make_learner(ros_graph, tmp_path / "runs")
     yield node
     if node.runner.is_running():
         node.runner.stop()
@@ -40,18 +45,24 @@ def learner(ros_graph, tmp_path):
 class Client:
     """Test-side view of the learner: service calls, the status topic and a fake policy load service."""
 
-    def __init__(self, ros_graph, wait_for) -> None:
+    def __init__(self, ros_graph, wait_for, fake_policy: bool = True) -> None:
         self.node = ros_graph.node("learner_test")
         self.wait_for = wait_for
         self.statuses: list[FineTuneStatus] = []
         self.loaded: list[str] = []
+        self.refusal = ""
+        """Non-empty: the fake policy refuses every checkpoint with this reason."""
         self.node.create_subscription(FineTuneStatus, "learner/status", self.statuses.append, 50)
-        self.node.create_service(LoadCheckpoint, "policy/load_checkpoint", self._load)
+        if fake_policy:
+            self.node.create_service(LoadCheckpoint, "policy/load_checkpoint", self._load)
         self.start_client = self.node.create_client(StartFineTune, "learner/start_finetune")
         self.stop_client = self.node.create_client(StopFineTune, "learner/stop_finetune")
         self.status_client = self.node.create_client(GetFineTuneStatus, "learner/get_status")
 
     def _load(self, request, response):
+        if self.refusal:
+            response.success, response.message = False, self.refusal
+            return response
         self.loaded.append(request.path)
         response.success, response.policy_version = True, len(self.loaded)
         return response
@@ -101,12 +112,102 @@ def test_bc_job_runs_to_success_publishes_status_and_hands_the_best_to_the_polic
     ("grpo", [], "{group_size: [", "not valid YAML"),
     ("grpo", [], "{learning_rat: 0.1}", "unknown GrpoConfig overrides \\['learning_rat'\\]"),
     ("ppo", [], "{rollout_workers: -1}", "rollout_workers must be >= 0, got -1"),
+    ("bc", [], "{learning_rate: .nan}", "learning_rate must be finite, got nan"),
+    ("ppo", [], "{learning_rate: .inf}", "learning_rate must be finite, got inf"),
+    ("ppo", [], "{learning_rate: 0}", "learning_rate must be in \\(0, 1\\], got 0.0"),
+    ("ppo", [], "{time_budget_s: .nan}", "time_budget_s must be finite, got nan"),
+    ("ppo", [], "{time_budget_s: -5}", "time_budget_s must be >= 0, got -5.0"),
+    ("ppo", [], "{num_envs: 100000}", "num_envs must be <= 256"),
+    ("ppo", [], "{image_size: 100000}", "image_size must be in \\[8, 512\\], got 100000"),
 ])
 def test_invalid_requests_are_refused_with_the_reason(client, algorithm, datasets, overrides, reason):
     response = client.start(algorithm, datasets, overrides=overrides)
     assert not response.accepted and response.job_id == ""
     assert re.search(reason, response.message), response.message
     assert client.status().status.state == FineTuneStatus.STATE_IDLE
+
+
+def test_a_step_budget_beyond_the_maximum_is_refused(client):
+    response = client.start("ppo", steps=2**64 - 1, overrides="")
+    assert not response.accepted and f"steps must be in [0, 1000000000] (0: the default), got {2**64 - 1}" in \
+        response.message
+
+
+def test_datasets_outside_the_data_root_are_refused_and_the_node_keeps_serving(ros_graph, wait_for, tmp_path, bag):
+    node = make_learner(ros_graph, tmp_path / "runs", data_root=bag.parent)
+    client = Client(ros_graph, wait_for)
+    # /proc/1/cwd: following the link is refused to unprivileged processes (the crash of issue 17).
+    for outside in ["/", "/proc/1/cwd", "../..", str(tmp_path)]:
+        response = client.start("bc", [outside])
+        assert not response.accepted and "the data root" in response.message, response.message
+        assert str(bag.parent.resolve()) in response.message
+    # Relative paths are taken from the data root.
+    response = client.start("bc", [bag.name], steps=5)
+    assert response.accepted, response.message
+    assert client.wait_state({SUCCEEDED}).step == 5
+    assert node.runner.status().job_id == response.job_id
+
+
+def test_any_failure_while_starting_is_a_refusal_with_the_reason(client, learner, monkeypatch):
+    def broken(request):
+        raise PermissionError(13, "Permission denied", "/proc/1/cwd")
+
+    monkeypatch.setattr(learner.runner, "start", broken)
+    response = client.start("bc", ["x"])
+    assert not response.accepted
+    assert response.message == "could not start the job: PermissionError: [Errno 13] Permission denied: '/proc/1/cwd'"
+    assert client.status().success  # still serving
+
+
+def test_the_job_history_survives_a_restart_of_the_learner(ros_graph, wait_for, tmp_path, bag):
+    first = make_learner(ros_graph, tmp_path / "runs")
+    client = Client(ros_graph, wait_for)
+    done = client.start("bc", [bag], steps=5)
+    assert done.accepted and client.wait_state({SUCCEEDED}).job_id == done.job_id
+    running = client.start("bc", [bag], steps=10**6)
+    assert running.accepted and client.wait_state({RUNNING}).job_id == running.job_id
+    # The learner node goes away with a job running (as when launch respawns it): a new one reads the history.
+    first.runner.on_change = None  # its publisher goes with the node; the job thread writes only the history now
+    ros_graph.executor.remove_node(first)
+    ros_graph._nodes.remove(first)
+    first.destroy_node()
+    try:
+        make_learner(ros_graph, tmp_path / "runs")
+        old = client.status(done.job_id)
+        assert old.success and old.status.state == SUCCEEDED and old.status.step == 5
+        assert Path(old.status.best_checkpoint).is_dir()
+        interrupted = client.status(running.job_id)
+        assert interrupted.success and interrupted.status.state == FAILED
+        assert "interrupted: the learner stopped while the job ran" in interrupted.status.message
+        assert client.status().status.job_id == running.job_id  # the latest job
+    finally:
+        first.runner.stop()
+        first.runner.wait(60.0)
+
+
+def test_a_refused_checkpoint_shows_in_the_jobs_status_with_the_policys_reason(client, bag):
+    client.refusal = "has image_size 32, the running policy 128: observations would not fit"
+    response = client.start("bc", [bag], steps=10)
+    assert response.accepted
+    # The job's final status already carries the policy's answer.
+    message = client.wait_state({SUCCEEDED}).message
+    assert message == client.status(response.job_id).status.message
+    assert message.startswith("finished; the policy refused step_0000001")
+    assert message.endswith(": has image_size 32, the running policy 128: observations would not fit")
+
+
+def test_a_checkpoint_of_another_input_size_is_refused_by_the_real_policy_node_and_the_job_says_why(
+        ros_graph, wait_for, tmp_path, bag):
+    policy = ros_graph.add(PolicyNode(context=ros_graph.context, parameter_overrides=[
+        Parameter("model", value="film_keypoints"), Parameter("image_size", value=128)]))
+    make_learner(ros_graph, tmp_path / "runs")
+    client = Client(ros_graph, wait_for, fake_policy=False)
+    response = client.start("bc", [bag], steps=10, overrides="{policy_type: film_keypoints, image_size: 32}")
+    assert response.accepted, response.message
+    status = client.wait_state({SUCCEEDED})
+    assert status.job_id == response.job_id and status.message.startswith("finished; the policy refused step_")
+    assert "has image_size 32, the running policy 128: observations would not fit" in status.message
+    assert policy._version == 0
 
 
 def test_one_job_at_a_time_and_stop_keeps_a_loadable_checkpoint(client, bag):

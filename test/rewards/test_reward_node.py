@@ -12,6 +12,7 @@ from rlvla_ros.nodes import reward as reward_node
 from rlvla_ros.nodes.reward import RewardNode
 from rlvla_ros.rewards import SuccessClassifier, SuccessClassifierConfig
 from rlvla_ros.ros.images import rgb_to_image
+from rlvla_ros.srv import LoadCheckpoint
 
 INSTRUCTION = "lift the red block"
 DARK = np.full((32, 32, 3), 20, np.uint8)
@@ -153,6 +154,32 @@ def test_classifier_source_uses_the_checkpoint_threshold_and_adds_shaping(ros_gr
     assert reward.shaping_reward == pytest.approx(2.0 * (0.9 * p_fail - p_success), abs=1e-5)
 
 
-def test_classifier_source_without_checkpoint_is_refused_at_start(ros_graph):
-    with pytest.raises(ValueError, match="checkpoint"):
-        RewardNode(context=ros_graph.context, parameter_overrides=[Parameter("source", value="classifier")])
+def test_a_classifier_source_without_a_checkpoint_waits_for_one_says_how_and_scores_nothing_until_loaded(
+        ros_graph, wait_for, classifier_checkpoint, tmp_path):
+    path, images = classifier_checkpoint
+    (fail_image, _), (success_image, _) = images["failure"], images["success"]
+    rig = Rig(ros_graph, wait_for, source="classifier", reminder_period_s=0.2)  # no checkpoint: the node comes up
+    logs = []
+    rig.test.create_subscription(Log, "/rosout", logs.append, 100)
+    assert wait_for(lambda: any("no success classifier checkpoint is set" in log.msg and "reward/load_classifier"
+                                in log.msg and "reward_checkpoint:=" in log.msg for log in logs), 10.0)
+    rig.observations.publish(observation("ep0", 0, fail_image))
+    rig.observations.publish(observation("ep0", 1, success_image))
+    assert wait_for(lambda: rig.node.unscored_observations == 2, 10.0)
+    client = rig.test.create_client(LoadCheckpoint, "reward/load_classifier")
+    assert client.wait_for_service(timeout_sec=10.0)
+
+    def load(checkpoint) -> LoadCheckpoint.Response:
+        future = client.call_async(LoadCheckpoint.Request(path=str(checkpoint)))
+        assert wait_for(future.done, 30.0)
+        return future.result()
+
+    refused = load(tmp_path / "nope")
+    assert not refused.success and "does not load" in refused.message and "nope" in refused.message
+    loaded = load(path)
+    assert loaded.success and "threshold" in loaded.message, loaded.message
+    rig.observations.publish(observation("ep1", 0, fail_image))
+    assert rig.score(observation("ep1", 1, success_image)).success
+    # Nothing of the waiting time was scored: the first reward ever published is ep1's.
+    assert [(r.episode_id, r.step) for r in rig.rewards] == [("ep1", 0)]
+    assert rig.node.unscored_observations == 2
