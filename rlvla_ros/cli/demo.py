@@ -9,10 +9,12 @@
 4. run online RL (PPO from the BC policy) through the same service, and evaluate it;
 5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
    (the best of N sampled chunks by Q);
-6. print a table of success rates and, as the last line, the same table as one JSON object.
+6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.training.statistics`)
+   and, as the last line, the same table as one JSON object.
 
-Evaluations run in-process on the same environment code, many episodes at once, on fixed seeds disjoint from the
-demonstration and training seeds.
+Every setting comes from a recipe (``config/recipes/demo.yaml`` by default); the learner reads each job's settings
+from the same file. Evaluations run in-process on the same environment code, many episodes at once (plain ones
+shared with a rollout worker process), on fixed seeds disjoint from the demonstration and training seeds.
 """
 
 from __future__ import annotations
