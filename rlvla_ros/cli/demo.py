@@ -9,10 +9,12 @@
 4. run online RL (PPO from the BC policy) through the same service, and evaluate it;
 5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
    (the best of N sampled chunks by Q);
-6. print a table of success rates and, as the last line, the same table as one JSON object.
+6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.training.statistics`)
+   and, as the last line, the same table as one JSON object.
 
-Evaluations run in-process on the same environment code, many episodes at once, on fixed seeds disjoint from the
-demonstration and training seeds.
+Every setting comes from a recipe (``config/recipes/demo.yaml`` by default); the learner reads each job's settings
+from the same file. Evaluations run in-process on the same environment code, many episodes at once (plain ones
+shared with a rollout worker process), on fixed seeds disjoint from the demonstration and training seeds.
 """
 
 from __future__ import annotations
@@ -22,79 +24,60 @@ import contextlib
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
+from rlvla_ros.training.recipes import Recipe, load_recipe
+from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
 
 OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
+DIFFERENCES = {"rl_minus_bc": ("rl", "bc"), "steering_minus_rl": ("rl_steering", "rl")}
+"""Differences in the table: key -> (minuend, subtrahend)."""
+TABLE_KEYS = ("bc", "rl", "rl_steering", *DIFFERENCES)
+"""The keys of the JSON last line."""
 
 
 @dataclass
 class DemoConfig:
-    """Settings of the main job; the defaults finish within 20 minutes on a 2-core CPU."""
+    """The main job: a recipe (``config/recipes/demo.yaml`` by default) and where its files go."""
 
+    recipe: Recipe
+    """Every setting of the run; its budgets are counts, so the same recipe gives the same updates anywhere."""
     output_dir: str = "runs/demo"
     """Bags, configs, job folders, curves and results.json go here (replaced on each run)."""
-    tasks: list[str] = field(default_factory=lambda: ["lift"])
-    """Tasks of the whole job."""
-    image_size: int = 64
-    """Camera image side in the graph and in the policy."""
-    chunk_size: int = 4
-    """Action chunk horizon."""
-    policy_type: str = "film_keypoints"
-    """Policy BC trains from scratch (instruction-conditioned conv keypoints: it can tell which cube is meant)."""
-    demo_episodes: int = 100
-    """Expert demonstrations per task, recorded through the graph."""
-    bc_steps: int = 800
-    """BC gradient steps."""
-    bc_batch_size: int = 64
-    """BC transitions per step (the conv encoder trains end to end: about 0.17 s per step at 64)."""
-    graph_policy_episodes: int = 10
-    """Episodes the BC policy runs on the graph (recorded; the value model learns from them)."""
-    rl_algorithm: str = "ppo"
-    """Online RL algorithm (grpo or ppo; PPO improved the BC policy where GRPO did not, docs/results/)."""
-    rl_budget_s: float = 480.0
-    """Wall-clock budget of the online RL job."""
-    rl_overrides: dict = field(default_factory=lambda: {
-        "learning_rate": 3e-4, "temperature": 1.0, "episodes_per_iteration": 48, "update_epochs": 4,
-        "minibatch_size": 128, "critic_warmup_iterations": 3, "eval_interval": 10, "eval_episodes": 64,
-        "freeze_encoder": True, "num_envs": 16, "rollout_workers": 1})
-    """Config overrides of the online RL job: those of the PPO run in ``docs/results/ppo_lift/`` (BC encoder
-    frozen, RL trains the heads on cached features, FLaRe style; value head warmed up first), with one rollout
-    worker process for the second core."""
-    value_steps: int = 800
-    """Gradient steps of the chunk Q-function for steering."""
-    steering_candidates: int = 8
-    """Chunks sampled per decision with test-time steering."""
-    eval_episodes: int = 30
-    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
-    seed: int = 0
-    """Seed of the learning jobs."""
 
-
-QUICK = {"demo_episodes": 2, "bc_steps": 20, "graph_policy_episodes": 1, "rl_budget_s": 20.0, "value_steps": 20,
-         "steering_candidates": 2, "eval_episodes": 2,
-         "rl_overrides": {"freeze_encoder": True, "episodes_per_iteration": 2, "eval_episodes": 2, "rollout_workers": 1}}
-"""`rlvla demo --quick`: every stage with tiny budgets, to check the pipeline (its numbers mean nothing)."""
+    def __post_init__(self) -> None:
+        stages = ("graph_policy_episodes", "value_steps", "steering_candidates")
+        absent = [key for key in stages if getattr(self.recipe, key) <= 0]
+        if absent:
+            raise ValueError(f"recipe {self.recipe.path}: the demo needs {', '.join(absent)} > 0")
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:
     parser = subcommands.add_parser("demo", help="run the main job end to end (sim graph, BC, RL, steering)")
     parser.add_argument("--output-dir", default=DemoConfig.output_dir, help="default: %(default)s")
-    parser.add_argument("--quick", action="store_true", help="tiny budgets: checks every stage in a few minutes")
+    parser.add_argument("--recipe", default="demo",
+                        help="a recipe name in config/recipes/ or a YAML file (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the demo_quick recipe: tiny budgets, checks every stage in a few minutes")
     parser.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
+    try:
+        config = DemoConfig(load_recipe("demo_quick" if args.quick else args.recipe), output_dir=args.output_dir)
+    except ValueError as error:
+        print(f"rlvla demo: {error}")
+        return 2
     failed = [result for result in run_checks() if not result.ok]
     for result in failed:
         print(f"environment: {result.name} failed: {result.detail}")
     if failed:
         return 1
-    results = run_demo(DemoConfig(output_dir=args.output_dir, **(QUICK if args.quick else {})))
+    results = run_demo(config)
     print(format_table(results))
-    print(json.dumps({name: results[name] for name in ("bc", "rl", "rl_steering")}))
+    print(json.dumps({name: results[name] for name in TABLE_KEYS}))
     return 0
 
 
@@ -104,49 +87,47 @@ def run_demo(config: DemoConfig) -> dict:
     import torch
 
     torch.set_num_threads(1)
+    recipe = config.recipe
     out = Path(config.output_dir).resolve()
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     timings: dict[str, float] = {}
+    from_recipe = {"recipe": recipe.path}  # the learner reads each job's settings from the same file
     rclpy.init()
     try:
         with _stage("record expert demonstrations through the graph", timings):
-            expert_bag = _record_expert_demonstrations(config, out)
-        graph = _learning_graph(config, out)
+            expert_bag = _record_expert_demonstrations(recipe, out)
+        graph = _learning_graph(recipe, out)
         with graph, _GraphClient(graph) as client:
             with _stage("behaviour cloning through the learner service", timings):
-                bc = client.fine_tune("bc", [expert_bag], config.bc_steps,
-                                      {**_policy_overrides(config), "batch_size": config.bc_batch_size})
+                bc = client.fine_tune("bc", [expert_bag], from_recipe)
             with _stage("BC policy episodes on the graph, recorded", timings):
-                graph_bc = client.run_episodes(config.graph_policy_episodes)
+                graph_bc = client.run_episodes(recipe.graph_policy_episodes)
                 policy_bags = client.stop_recording()
             with _stage("evaluate BC", timings):
-                bc_success = _evaluate(config, bc)
-            with _stage(f"online RL ({config.rl_algorithm}) through the learner service", timings):
-                rl = client.fine_tune(config.rl_algorithm, [], 10**6, {
-                    **config.rl_overrides, **_policy_overrides(config), "init_checkpoint": bc,
-                    "time_budget_s": config.rl_budget_s})
+                bc_success = _evaluate(recipe, bc)
+            with _stage(f"online RL ({recipe.rl_algorithm}) through the learner service", timings):
+                rl = client.fine_tune(recipe.rl_algorithm, [], {**from_recipe, "init_checkpoint": bc})
             with _stage("evaluate RL", timings):
-                rl_success = _evaluate(config, rl)
+                rl_success = _evaluate(recipe, rl)
             with _stage("chunk Q-function from the recorded bags through the learner service", timings):
-                q_model = client.fine_tune("value", [expert_bag, *policy_bags], config.value_steps,
-                                           {"seed": config.seed, "tasks": config.tasks, "init_checkpoint": rl})
+                q_model = client.fine_tune("value", [expert_bag, *policy_bags], {**from_recipe, "init_checkpoint": rl})
             with _stage("evaluate RL with test-time steering", timings):
-                steered_success = _evaluate(config, rl, steering_model=q_model)
+                steered_success = _evaluate(recipe, rl, steering_model=q_model)
         for algorithm, job_id in client.job_ids.items():
             shutil.copy(out / "learner" / job_id / "learning_curve.png", out / f"{algorithm}_learning_curve.png")
     finally:
         rclpy.try_shutdown()
-    episodes = config.eval_episodes * len(config.tasks)
+    episodes = recipe.eval_episodes * len(recipe.tasks)
     results = {
-        "bc": _summary(bc_success, episodes),
-        "rl": _summary(rl_success, episodes),
-        "rl_steering": _summary(steered_success, episodes),
+        **success_table({"bc": bc_success, "rl": rl_success, "rl_steering": steered_success}, episodes),
         "graph_bc_episodes": graph_bc,
         "by_split": {"bc": bc_success, "rl": rl_success, "rl_steering": steered_success},
         "config": asdict(config),
-        "evaluation": {"seeds": f"0..{config.eval_episodes - 1}", "episodes_per_task_and_split": config.eval_episodes,
-                       "splits": ["id", *OOD_SPLITS]},
+        "evaluation": {"seeds": f"0..{recipe.eval_episodes - 1}", "episodes_per_task_and_split": recipe.eval_episodes,
+                       "splits": ["id", *OOD_SPLITS],
+                       "intervals": "95 %: Wilson score for a rate, Newcombe hybrid score for a difference "
+                                    "(independent samples: conservative for the shared seeds)"},
         "checkpoints": {"bc": bc, "rl": rl, "steering_q": q_model},
         "timings_s": timings,
     }
@@ -154,29 +135,62 @@ def run_demo(config: DemoConfig) -> dict:
     return results
 
 
+def success_table(by_split: dict[str, dict[str, float]], episodes: int) -> dict:
+    """The table of :data:`TABLE_KEYS` from each policy's success rate per split (``episodes`` per split): rates with
+    their 95 % intervals, and the differences RL - BC and RL+steering - RL with theirs. OOD pools the four ood_*
+    splits (``4 * episodes`` episodes)."""
+    counts = {name: {"id": (successes_of(rates["id"], episodes), episodes),
+                     "ood": (sum(successes_of(rates[split], episodes) for split in OOD_SPLITS),
+                             episodes * len(OOD_SPLITS))}
+              for name, rates in by_split.items()}
+    table = {}
+    for name, splits in counts.items():
+        row = {split: round(successes / n, 3) for split, (successes, n) in splits.items()}
+        row["episodes"] = episodes
+        row.update({f"{split}_ci95": _rounded(wilson_interval(*splits[split])) for split in ("id", "ood")})
+        table[name] = row
+    for key, (a, b) in DIFFERENCES.items():
+        row = {}
+        for split in ("id", "ood"):
+            (successes_a, n_a), (successes_b, n_b) = counts[a][split], counts[b][split]
+            row[split] = round(successes_a / n_a - successes_b / n_b, 3)
+            row[f"{split}_ci95"] = _rounded(difference_interval(successes_a, n_a, successes_b, n_b))
+        table[key] = row
+    return table
+
+
 def format_table(results: dict) -> str:
-    """The results as a fixed-width table."""
-    rows = [f"{'':<14}{'ID':>8}{'OOD':>8}{'episodes':>10}"]
+    """The results as a fixed-width table: rates and differences with their 95 % intervals."""
+    rows = [f"{'':<16}{'ID':>6}{'95% interval':>17}{'OOD':>8}{'95% interval':>17}{'episodes':>10}"]
     for name, label in (("bc", "BC"), ("rl", "RL"), ("rl_steering", "RL+steering")):
         row = results[name]
-        rows.append(f"{label:<14}{row['id']:>8.2f}{row['ood']:>8.2f}{row['episodes']:>10}")
+        rows.append(f"{label:<16}{row['id']:>6.2f}{_format_interval(row['id_ci95'], False):>17}"
+                    f"{row['ood']:>8.2f}{_format_interval(row['ood_ci95'], False):>17}{row['episodes']:>10}")
+    for key, label in (("rl_minus_bc", "RL - BC"), ("steering_minus_rl", "steering - RL")):
+        row = results[key]
+        rows.append(f"{label:<16}{row['id']:>+6.2f}{_format_interval(row['id_ci95'], True):>17}"
+                    f"{row['ood']:>+8.2f}{_format_interval(row['ood_ci95'], True):>17}")
     return "\n".join(rows)
 
 
-def _policy_overrides(config: DemoConfig) -> dict:
-    return {"seed": config.seed, "tasks": config.tasks, "image_size": config.image_size,
-            "chunk_size": config.chunk_size, "policy_type": config.policy_type}
+def _format_interval(interval: list[float], signed: bool) -> str:
+    low, high = interval
+    return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.2f}, {high:.2f}]"
 
 
-def _config_overrides(config: DemoConfig, **episode_manager) -> dict:
+def _rounded(interval: tuple[float, float]) -> list[float]:
+    return [round(bound, 3) for bound in interval]
+
+
+def _config_overrides(recipe: Recipe, **episode_manager) -> dict:
     from rlvla_ros.sim.tasks import TASKS
 
     return {
-        "sim_bridge": {"image_size": config.image_size},
-        "perception": {"image_size": config.image_size},
-        "policy": {"model": config.policy_type, "horizon": config.chunk_size, "image_size": config.image_size},
-        "episode_manager": {"tasks": config.tasks, "splits": ["id"],
-                            "max_steps": [TASKS[task].max_steps for task in config.tasks], **episode_manager},
+        "sim_bridge": {"image_size": recipe.image_size},
+        "perception": {"image_size": recipe.image_size},
+        "policy": {"model": recipe.policy_type, "horizon": recipe.chunk_size, "image_size": recipe.image_size},
+        "episode_manager": {"tasks": recipe.tasks, "splits": ["id"],
+                            "max_steps": [TASKS[task].max_steps for task in recipe.tasks], **episode_manager},
     }
 
 
@@ -185,14 +199,14 @@ def _launch_arguments(config_dir: Path, out: Path, **extra: str) -> dict[str, st
             "learner_output_dir": str(out / "learner"), "data_root": str(out), **extra}
 
 
-def _record_expert_demonstrations(config: DemoConfig, out: Path) -> str:
+def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
     from rlvla_ros.launching.background import BackgroundLaunch
     from rlvla_ros.ros.param_files import write_config_overlay
 
-    episodes = config.demo_episodes * len(config.tasks)
+    episodes = recipe.demo_episodes * len(recipe.tasks)
     # Demonstration seeds 10000.. stay clear of the evaluation seeds 0.. and the RL training seeds.
     config_dir = write_config_overlay(out / "config_expert", _config_overrides(
-        config, num_episodes=episodes, base_seed=10_000))
+        recipe, num_episodes=episodes, base_seed=10_000))
     launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
         config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
         bag_dir=str(out / "bags" / "expert")), out / "logs" / "expert_graph.log")
@@ -203,11 +217,11 @@ def _record_expert_demonstrations(config: DemoConfig, out: Path) -> str:
     return str(bag)
 
 
-def _learning_graph(config: DemoConfig, out: Path):
+def _learning_graph(recipe: Recipe, out: Path):
     from rlvla_ros.launching.background import BackgroundLaunch
     from rlvla_ros.ros.param_files import write_config_overlay
 
-    config_dir = write_config_overlay(out / "config_learning", _config_overrides(config, auto_run=False))
+    config_dir = write_config_overlay(out / "config_learning", _config_overrides(recipe, auto_run=False))
     return BackgroundLaunch(_sim_launch_file(), _launch_arguments(
         config_dir, out, record="true", bag_dir=str(out / "bags" / "policy")), out / "logs" / "learning_graph.log")
 
@@ -218,37 +232,32 @@ def _sim_launch_file() -> Path:
     return Path(get_package_share_directory("rlvla_ros")) / "launch" / "sim.launch.yaml"
 
 
-def _evaluate(config: DemoConfig, checkpoint: str, steering_model: str = "") -> dict[str, float]:
+def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict[str, float]:
     """Success rate per split (averaged over tasks)."""
     from rlvla_ros.policies import load_policy
     from rlvla_ros.training.evaluation import evaluate
 
     policy = load_policy(checkpoint)
-    num_envs = min(16, config.eval_episodes)
+    num_envs = min(16, recipe.eval_episodes)
     choose_chunk, rollouts = None, None
     if steering_model:
         from rlvla_ros.algorithms.value import ChunkQFunction
         from rlvla_ros.policies.steering import steering_hook
 
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
-                                     config.steering_candidates)
+                                     recipe.steering_candidates)
     else:  # the steering hook is a closure in this process; plain evaluation shares the episodes with a worker
         from rlvla_ros.training.rollout_workers import ParallelSimRollouts
 
-        rollouts = ParallelSimRollouts(policy, num_envs, config.image_size, workers=1, seed=config.seed)
+        rollouts = ParallelSimRollouts(policy, num_envs, recipe.image_size, workers=1, seed=recipe.seed)
     try:
-        results = evaluate(policy, config.tasks, ["id", *OOD_SPLITS], range(config.eval_episodes),
+        results = evaluate(policy, recipe.tasks, ["id", *OOD_SPLITS], range(recipe.eval_episodes),
                            num_envs=num_envs, choose_chunk=choose_chunk, rollouts=rollouts)
     finally:
         if rollouts is not None:
             rollouts.close()
-    return {split: sum(results[task][split] for task in config.tasks) / len(config.tasks)
+    return {split: sum(results[task][split] for task in recipe.tasks) / len(recipe.tasks)
             for split in ["id", *OOD_SPLITS]}
-
-
-def _summary(by_split: dict[str, float], episodes: int) -> dict:
-    ood = sum(by_split[split] for split in OOD_SPLITS) / len(OOD_SPLITS)
-    return {"id": round(by_split["id"], 3), "ood": round(ood, 3), "episodes": episodes}
 
 
 @contextlib.contextmanager
@@ -279,17 +288,17 @@ class _GraphClient:
     def __exit__(self, *exc_info) -> None:
         self.commander.destroy_node()
 
-    def fine_tune(self, algorithm: str, datasets: list[str], steps: int, overrides: dict) -> str:
-        """Run a job to completion with a progress bar; returns its best checkpoint (offline jobs, which have no
-        score to rank checkpoints by, their latest)."""
-        from rlvla_ros.cli.finetune import _ProgressBar, format_status
+    def fine_tune(self, algorithm: str, datasets: list[str], overrides: dict) -> str:
+        """Run a job (its steps from the recipe in ``overrides``) to completion with a progress bar; returns its
+        best checkpoint (offline jobs, which have no score to rank checkpoints by, their latest)."""
+        from rlvla_ros.cli.finetune import ProgressBar, format_status
         from rlvla_ros.msg import FineTuneStatus
 
-        job = self.commander.start_finetune(algorithm, datasets, steps, overrides, timeout_s=120.0)
+        job = self.commander.start_finetune(algorithm, datasets, 0, overrides, timeout_s=120.0)
         if not job.accepted:
             raise RuntimeError(f"the learner refused {algorithm}: {job.message}\n{self.launch.log_tail()}")
         self.job_ids[algorithm] = job.job_id
-        final = self.commander.wait_for_job(job.job_id, on_progress=_ProgressBar())
+        final = self.commander.wait_for_job(job.job_id, on_progress=ProgressBar())
         print(format_status(final))
         checkpoint = final.best_checkpoint or final.latest_checkpoint
         if final.state != FineTuneStatus.STATE_SUCCEEDED or not checkpoint:

@@ -4,6 +4,9 @@ The pip-only counterpart of `ros2 service call /rlvla/learner/start_finetune rlv
 """
 
 import argparse
+import math
+import sys
+from typing import TextIO
 
 import yaml
 
@@ -100,7 +103,7 @@ def _start(args: argparse.Namespace) -> int:
         print(f"started job {result.job_id}: {result.message}")
         if args.detach:
             return 0
-        final = commander.wait_for_job(result.job_id, on_progress=_ProgressBar())
+        final = commander.wait_for_job(result.job_id, on_progress=ProgressBar())
         print(format_status(final))
         return 0 if final.state == FineTuneStatus.STATE_SUCCEEDED else 1
 
@@ -124,26 +127,49 @@ def _stop(args: argparse.Namespace) -> int:
     return _with_commander(args, work)
 
 
-class _ProgressBar:
-    """A tqdm bar fed with FineTuneStatus updates: steps as progress (percent done for a job with a time budget,
-    which may end it before its steps), a few metrics as its postfix. It redraws only when the status changes (the
-    learner publishes about once a second)."""
+class ProgressBar:
+    """Follows a job from its FineTuneStatus updates. On a terminal: a live tqdm bar, steps as progress (percent done
+    for a job with a time budget, which may end it before its steps), a few metrics as its postfix, redrawn only when
+    the status changes. Elsewhere (a log): one line each time the job passes another ``line_every_percent`` and one
+    when it ends; the percentage in those lines only goes up."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None, line_every_percent: int = 5) -> None:
+        self._stream = stream or sys.stderr
+        self._live = self._stream.isatty()
+        self._line_every = line_every_percent
         self._bar = None
         self._shown = None
+        self._last_line_percent = -line_every_percent
 
     def __call__(self, status) -> None:
-        from tqdm import tqdm
-
         shown = (status.state, status.step, status.total_steps, round(status.progress, 3),
                  tuple((m.name, m.value) for m in status.metrics))
         if shown == self._shown:
             return
         self._shown = shown
+        if self._live:
+            self._draw(status)
+        else:
+            self._line(status)
+
+    def _line(self, status) -> None:
+        percent = math.floor(100 * status.progress + 1e-6)  # progress is a float32 in the message
+        finished = status.state != status.STATE_RUNNING
+        if not finished and percent < self._last_line_percent + self._line_every:
+            return
+        if finished and self._last_line_percent >= 100:
+            return
+        self._last_line_percent = max(percent, self._last_line_percent)
+        metrics = " ".join(f"{metric.name}={metric.value:.3g}" for metric in status.metrics[:4])
+        print(f"{status.algorithm}: {self._last_line_percent:3d} % (step {status.step}/{status.total_steps}, "
+              f"{status.elapsed_s:.0f} s) {metrics}".rstrip(), file=self._stream, flush=True)
+
+    def _draw(self, status) -> None:
+        from tqdm import tqdm
+
         timed = status.time_budget_s > 0
         if self._bar is None:
-            self._bar = tqdm(unit="%" if timed else "step", desc=status.algorithm, mininterval=1.0)
+            self._bar = tqdm(unit="%" if timed else "step", desc=status.algorithm, mininterval=1.0, file=self._stream)
         postfix = {metric.name: f"{metric.value:.3g}" for metric in status.metrics[:4]}
         if timed:
             self._bar.total, self._bar.n = 100, round(100 * status.progress, 1)

@@ -89,10 +89,10 @@ class FineTuneCommander(Node):
             self._executor.spin_once(timeout_sec=0.1)
             streamed = self._latest_status
             if streamed is not None and streamed.job_id == job_id:
-                status = streamed
+                status = _newer(status, streamed)
             if time.monotonic() - last_poll >= poll_period_s:
                 # The topic can miss the final change (e.g. best effort on another host): poll as well.
-                status, last_poll = self.get_status(job_id), time.monotonic()
+                status, last_poll = _newer(status, self.get_status(job_id)), time.monotonic()
         if on_progress is not None:
             on_progress(status)
         return status
@@ -129,3 +129,9 @@ class FineTuneCommander(Node):
         if not future.done():
             raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
         return future.result()
+
+
+def _newer(status: FineTuneStatus, other: FineTuneStatus) -> FineTuneStatus:
+    """The later of two statuses of one job. The last streamed message stays the latest one received while polls
+    answer with the job's state now, so taking whichever came last moved progress back and forth."""
+    return max(status, other, key=lambda s: (s.state in FINISHED_STATES, s.elapsed_s))

@@ -1,16 +1,18 @@
 """The experiment that shows online RL improves a BC policy: expert bag -> BC -> eval -> RL -> eval.
 
 1. Scripted-expert episodes (100 % success) of the chosen tasks are recorded into an MCAP bag with ``write_episode``.
-2. ``bc`` trains a fresh policy (``film_keypoints`` by default) from the bag; the demo count and BC steps are kept
-   small on purpose, so BC is decent but imperfect.
+2. ``bc`` trains a fresh policy from the bag; the demo count and BC steps are kept small on purpose, so BC is
+   decent but imperfect.
 3. The BC policy is evaluated on every split (fixed seeds ``0 .. eval_episodes - 1``, deterministic actions).
-4. ``grpo`` (or ``ppo``) fine-tunes it online in simulation within ``rl_budget_s`` seconds of wall-clock time.
+4. The recipe's RL algorithm (``ppo`` or ``grpo``) fine-tunes it online in simulation for ``rl_iterations``.
 5. The best RL checkpoint (by the periodic ID evaluation) is evaluated on the same seeds as the BC policy.
 
-Writes ``results.json`` (every number with seeds and episode counts), the BC and RL learning curves and a bar chart
-of success per split into ``output_dir``; the bag and the job folders go to ``work_dir``. ``make demo`` calls :func:`run_experiment` with a shorter budget.
+Every setting that changes the numbers comes from a recipe (``config/recipes/<name>.yaml``, the same files `rlvla
+demo` and the learner service read); the command line only says where and how it runs. Writes ``results.json``
+(every number with seeds and episode counts), the BC and RL learning curves and a bar chart of success per split
+into ``output_dir``; the bag and the job folders go to ``work_dir``.
 
-    python -m rlvla_ros.training.experiments --output-dir docs/results/grpo_lift --rl-budget-s 1200
+    python -m rlvla_ros.training.experiments --recipe ppo_end_to_end --output-dir /tmp/e2e/out --work-dir runs/e2e
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
 from rlvla_ros.training.curves import plot_learning_curves
 from rlvla_ros.training.evaluation import EvalResults, evaluate
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
+from rlvla_ros.training.recipes import Recipe, load_recipe
 
 DEMO_SEED_START = 10_000
 """Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
@@ -44,46 +47,22 @@ DEMO_SEED_START = 10_000
 
 @dataclass
 class ExperimentConfig:
-    """Settings of one BC -> RL experiment."""
+    """One BC -> RL experiment: a recipe (``config/recipes/<name>.yaml``: every setting that changes the numbers) and
+    where and how it runs."""
 
-    output_dir: str = "docs/results/grpo_lift"
+    recipe: Recipe
+    """Tasks, policy, demonstrations, BC, RL (its iteration count) and the evaluation's episode count."""
+    output_dir: str = "runs/experiment/results"
     """Where results.json and the PNG curves go (small files only)."""
     work_dir: str = "runs/experiment"
     """Where the demonstration bag and the BC / RL job folders (checkpoints, TensorBoard) go."""
-    tasks: list[str] = field(default_factory=lambda: ["lift"])
-    """Tasks of the demos, BC, RL and evaluation."""
-    num_demos: int = 200
-    """Expert demonstrations per task (ID split)."""
-    image_size: int = 64
-    """Camera image side for demos, policy and rollouts."""
-    chunk_size: int = 4
-    """Action chunk horizon H."""
-    policy_type: str = "film_keypoints"
-    """Registered policy type BC trains from scratch."""
-    bc_steps: int = 1000
-    """BC gradient steps."""
-    bc_overrides: dict = field(default_factory=lambda: {"batch_size": 64})
-    """Config overrides of the BC job."""
-    algorithm: str = "grpo"
-    """Online algorithm: grpo or ppo."""
-    rl_budget_s: float = 1200.0
-    """Wall-clock budget of the online RL job (its evaluations included)."""
-    rl_overrides: dict = field(default_factory=lambda: {
-        "learning_rate": 2e-4, "temperature": 1.0, "group_size": 8, "groups_per_iteration": 4,
-        "max_sampling_rounds": 2, "eval_interval": 5, "eval_episodes": 16, "freeze_encoder": True,
-    })
-    """Config overrides of the online job (the GRPO settings used for the reported results)."""
     eval_splits: list[str] = field(default_factory=lambda: list(SPLITS))
     """Splits of the before/after evaluation."""
-    eval_episodes: int = 50
-    """Evaluation episodes per task and split (seeds 0 .. eval_episodes - 1)."""
     num_envs: int = 16
-    """Simulated environments stepped together."""
+    """Simulated environments the evaluation steps together (deterministic: it does not change the rates)."""
     rl_processes: int = 1
     """Processes of the online RL job: above 1 it runs data-parallel under torchrun, each process collecting its
     own ``episodes_per_iteration`` rollouts on its own core."""
-    seed: int = 0
-    """Seed of BC and RL."""
 
     def __post_init__(self) -> None:
         if self.rl_processes < 1:
@@ -145,6 +124,7 @@ def _overrides_yaml(overrides: dict) -> str:
 def run_experiment(config: ExperimentConfig) -> dict:
     """Run the whole experiment; returns (and writes) the results dict."""
     torch.set_num_threads(1)
+    recipe = config.recipe
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(config.work_dir)
@@ -152,34 +132,30 @@ def run_experiment(config: ExperimentConfig) -> dict:
     t0 = time.monotonic()
     data_dir = work / "demos"
     shutil.rmtree(data_dir, ignore_errors=True)
-    bag, expert_success = record_expert_bag(data_dir, config.tasks, config.num_demos, config.image_size)
+    bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
     timings["record_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    bc_overrides = {
-        "seed": config.seed, "tasks": config.tasks, "image_size": config.image_size, "chunk_size": config.chunk_size,
-        "policy_type": config.policy_type, **config.bc_overrides,
-    }
+    bc_steps, bc_overrides = recipe.job("bc")
     bc_trainer, bc_context = prepare_job(
-        JobRequest("bc", [str(bag)], config.bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
+        JobRequest("bc", [str(bag)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
     )
     bc_metrics = run_job(bc_trainer, bc_context)
     timings["bc_s"] = time.monotonic() - t0
     bc_checkpoint = bc_context.output_dir / "best"
 
-    seeds = list(range(config.eval_episodes))
+    seeds = list(range(recipe.eval_episodes))
     t0 = time.monotonic()
     before = _evaluate(bc_checkpoint, config, seeds)
     timings["eval_bc_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    rl_overrides = {
-        "seed": config.seed, "tasks": config.tasks, "init_checkpoint": str(bc_checkpoint.resolve()),
-        "time_budget_s": config.rl_budget_s, "num_envs": config.num_envs, **config.rl_overrides,
-    }
-    rl_dir = _fresh(work / config.algorithm)
+    rl_iterations, rl_overrides = recipe.job(recipe.rl_algorithm)
+    rl_dir = _fresh(work / recipe.rl_algorithm)
     rl_config, rl_history, rl_metrics = _run_online_job(
-        JobRequest(config.algorithm, [], 10**6, _overrides_yaml(rl_overrides)), rl_dir, config.rl_processes
+        JobRequest(recipe.rl_algorithm, [], rl_iterations,
+                   _overrides_yaml({**rl_overrides, "init_checkpoint": str(bc_checkpoint.resolve())})),
+        rl_dir, config.rl_processes
     )
     timings["rl_s"] = time.monotonic() - t0
     rl_checkpoint = rl_dir / "best"
@@ -203,14 +179,14 @@ def run_experiment(config: ExperimentConfig) -> dict:
     results = {
         "config": asdict(config),
         "expert_success_rate": expert_success,
-        "demos": {"episodes_per_task": config.num_demos, "split": "id", "seeds": f"{DEMO_SEED_START}.."},
+        "demos": {"episodes_per_task": recipe.demo_episodes, "split": "id", "seeds": f"{DEMO_SEED_START}.."},
         "evaluation": {
-            "seeds": f"0..{config.eval_episodes - 1}", "episodes_per_task_and_split": config.eval_episodes,
+            "seeds": f"0..{recipe.eval_episodes - 1}", "episodes_per_task_and_split": recipe.eval_episodes,
             "deterministic": True,
         },
         "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve())},
         "rl": {
-            "algorithm": config.algorithm,
+            "algorithm": recipe.rl_algorithm,
             "success": after,
             "final_metrics": rl_metrics,
             "iterations": len(iterations),
@@ -228,11 +204,11 @@ def run_experiment(config: ExperimentConfig) -> dict:
     }
     _write_json(out / "results.json", results)
     shutil.copy(bc_context.output_dir / "learning_curve.png", out / "bc_learning_curve.png")
-    shutil.copy(rl_dir / "learning_curve.png", out / f"{config.algorithm}_learning_curve.png")
+    shutil.copy(rl_dir / "learning_curve.png", out / f"{recipe.rl_algorithm}_learning_curve.png")
     plot_learning_curves(
         {k: v for k, v in rl_history.items() if k.startswith(("eval/", "rollout/success"))},
-        out / f"{config.algorithm}_success_curve.png",
-        title=f"{config.algorithm} from BC: success rates",
+        out / f"{recipe.rl_algorithm}_success_curve.png",
+        title=f"{recipe.rl_algorithm} from BC: success rates",
     )
     _plot_comparison(before, after, config, out / "success_by_split.png")
     return results
@@ -284,7 +260,7 @@ def _fresh(path: Path) -> Path:
 
 def _evaluate(checkpoint: Path, config: ExperimentConfig, seeds: list[int]) -> EvalResults:
     policy = load_policy(checkpoint)
-    return evaluate(policy, config.tasks, config.eval_splits, seeds, num_envs=config.num_envs)
+    return evaluate(policy, config.recipe.tasks, config.eval_splits, seeds, num_envs=config.num_envs)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -301,15 +277,16 @@ def _plot_comparison(before: EvalResults, after: EvalResults, config: Experiment
 
     splits = config.eval_splits
     x = np.arange(len(splits))
-    bc = [np.mean([before[t][s] for t in config.tasks]) * 100 for s in splits]
-    rl = [np.mean([after[t][s] for t in config.tasks]) * 100 for s in splits]
+    tasks = config.recipe.tasks
+    bc = [np.mean([before[t][s] for t in tasks]) * 100 for s in splits]
+    rl = [np.mean([after[t][s] for t in tasks]) * 100 for s in splits]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     ax.bar(x - 0.2, bc, 0.4, label="BC")
-    ax.bar(x + 0.2, rl, 0.4, label=f"BC + {config.algorithm}")
+    ax.bar(x + 0.2, rl, 0.4, label=f"BC + {config.recipe.rl_algorithm}")
     ax.set_xticks(x, splits, fontsize=8)
     ax.set_ylabel("success %")
     ax.set_ylim(0, 100)
-    ax.set_title(f"{', '.join(config.tasks)}: {config.eval_episodes} episodes per split (seeds 0..)", fontsize=9)
+    ax.set_title(f"{', '.join(tasks)}: {config.recipe.eval_episodes} episodes per split (seeds 0..)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -318,29 +295,23 @@ def _plot_comparison(before: EvalResults, after: EvalResults, config: Experiment
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    defaults = ExperimentConfig()
+    defaults = ExperimentConfig
+    parser.add_argument("--recipe", default="ppo_end_to_end",
+                        help="a recipe name in config/recipes/ or a YAML file (default: %(default)s)")
     parser.add_argument("--output-dir", default=defaults.output_dir)
     parser.add_argument("--work-dir", default=defaults.work_dir)
-    parser.add_argument("--tasks", nargs="+", default=defaults.tasks)
-    parser.add_argument("--num-demos", type=int, default=defaults.num_demos)
-    parser.add_argument("--bc-steps", type=int, default=defaults.bc_steps)
-    parser.add_argument("--algorithm", choices=("grpo", "ppo"), default=defaults.algorithm)
-    parser.add_argument("--rl-budget-s", type=float, default=defaults.rl_budget_s)
-    parser.add_argument("--rl-overrides", default="", help="JSON/YAML mapping replacing the default RL overrides")
-    parser.add_argument("--eval-episodes", type=int, default=defaults.eval_episodes)
-    parser.add_argument("--eval-splits", nargs="+", default=defaults.eval_splits)
+    parser.add_argument("--eval-splits", nargs="+", default=list(SPLITS))
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
     parser.add_argument("--rl-processes", type=int, default=defaults.rl_processes,
                         help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
     args = parser.parse_args(argv)
-    from rlvla_ros.algorithms import parse_overrides_yaml
-
+    try:
+        recipe = load_recipe(args.recipe)
+    except ValueError as error:
+        parser.error(str(error))
     config = ExperimentConfig(
-        output_dir=args.output_dir, work_dir=args.work_dir, tasks=args.tasks, num_demos=args.num_demos, bc_steps=args.bc_steps,
-        algorithm=args.algorithm, rl_budget_s=args.rl_budget_s, rl_overrides=parse_overrides_yaml(args.rl_overrides) or defaults.rl_overrides,
-        eval_episodes=args.eval_episodes, eval_splits=args.eval_splits, num_envs=args.num_envs,
-        rl_processes=args.rl_processes, seed=args.seed,
+        recipe=recipe, output_dir=args.output_dir, work_dir=args.work_dir, eval_splits=args.eval_splits,
+        num_envs=args.num_envs, rl_processes=args.rl_processes,
     )
     results = run_experiment(config)
     print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "timings_s")}, indent=2))

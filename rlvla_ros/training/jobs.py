@@ -35,6 +35,7 @@ from rlvla_ros.algorithms import (
 )
 from rlvla_ros.data import check_dataset
 from rlvla_ros.policies.base import read_config_json
+from rlvla_ros.training.recipes import load_recipe
 
 
 MAX_STEPS = 10**9
@@ -131,7 +132,12 @@ def prepare_job(
         raise ValueError(f"steps must be in [0, {MAX_STEPS}] (0: the default), got {request.steps}")
     fields = {f.name for f in dataclasses.fields(trainer_class.config_class)}
     overrides = {k: v for k, v in (defaults or {}).items() if k in fields}
-    overrides.update(parse_overrides_yaml(request.overrides_yaml))
+    requested = parse_overrides_yaml(request.overrides_yaml)
+    if "recipe" in requested:  # a named recipe's settings for this algorithm, under the request's own
+        recipe_steps, recipe_overrides = load_recipe(str(requested.pop("recipe"))).job(request.algorithm)
+        overrides.update(recipe_overrides)
+        request = replace(request, steps=request.steps or recipe_steps)
+    overrides.update(requested)
     config = apply_overrides(trainer_class.config_class, overrides)
     if config.init_checkpoint:
         try:

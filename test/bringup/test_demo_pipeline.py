@@ -18,9 +18,14 @@ def test_quick_demo_runs_every_stage_and_ends_with_the_results_as_json(tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
     table = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(table) == {"bc", "rl", "rl_steering"}
-    for row in table.values():
-        assert set(row) == {"id", "ood", "episodes"} and 0.0 <= row["id"] <= 1.0 and row["episodes"] == 2
+    assert set(table) == {"bc", "rl", "rl_steering", "rl_minus_bc", "steering_minus_rl"}
+    for name in ("bc", "rl", "rl_steering"):
+        row = table[name]
+        assert set(row) == {"id", "ood", "episodes", "id_ci95", "ood_ci95"} and row["episodes"] == 2
+        assert row["id_ci95"][0] <= row["id"] <= row["id_ci95"][1]
+    assert table["rl_minus_bc"]["id"] == round(table["rl"]["id"] - table["bc"]["id"], 3)
+    # The RL job ran the recipe's iteration count (demo_quick: 2), not a time budget.
+    assert "ppo: 100 % (step 2/2" in result.stderr
     for stage in ("record expert demonstrations through the graph", "behaviour cloning through the learner service",
                   "online RL (ppo) through the learner service", "evaluate RL with test-time steering"):
         assert f"[demo] {stage}: done" in result.stdout

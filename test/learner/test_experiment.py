@@ -3,8 +3,10 @@
 import json
 
 import pytest
+import yaml
 
 from rlvla_ros.training.experiments import ExperimentConfig, run_experiment
+from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe
 
 
 RL_OVERRIDES = {
@@ -15,16 +17,20 @@ RL_OVERRIDES = {
 
 @pytest.mark.parametrize("algorithm, processes", [("grpo", 1), ("ppo", 2)])
 def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorithm, processes):
+    recipe = yaml.safe_load((RECIPES_DIR / "demo_quick.yaml").read_text())
+    recipe.update(demo_episodes=2, image_size=32, bc_steps=10, rl_algorithm=algorithm, rl_iterations=2,
+                  rl_overrides=RL_OVERRIDES[algorithm], eval_episodes=2)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
     config = ExperimentConfig(
-        output_dir=str(tmp_path / "results"), work_dir=str(tmp_path / "work"), num_demos=2, image_size=32,
-        bc_steps=10, algorithm=algorithm, rl_budget_s=5.0, eval_splits=["id", "ood_color"], eval_episodes=2,
-        num_envs=2, rl_processes=processes, rl_overrides=RL_OVERRIDES[algorithm],
+        recipe=load_recipe(str(tmp_path / "tiny.yaml")), output_dir=str(tmp_path / "results"),
+        work_dir=str(tmp_path / "work"), eval_splits=["id", "ood_color"], num_envs=2, rl_processes=processes,
     )
     results = run_experiment(config)
     saved = json.loads((tmp_path / "results" / "results.json").read_text())
     assert saved["expert_success_rate"] == 1.0
     assert set(saved["bc"]["success"]["lift"]) == {"id", "ood_color"}
-    assert saved["rl"]["iterations"] >= 1 and saved["rl"]["periodic_eval"]["curve"][0]["iteration"] == 0
+    # The budget is the recipe's iteration count: the run makes exactly that many updates.
+    assert saved["rl"]["iterations"] == 2 and saved["rl"]["periodic_eval"]["curve"][0]["iteration"] == 0
     assert saved["rl"]["processes"] == processes
     assert ("2 processes x" in saved["rl"]["training_episodes"]) == (processes == 2)
     improvement = saved["improvement_points"]["lift"]["id"]
@@ -42,4 +48,4 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
 
 def test_an_experiment_needs_at_least_one_rl_process(tmp_path):
     with pytest.raises(ValueError, match="rl_processes must be >= 1, got 0"):
-        ExperimentConfig(output_dir=str(tmp_path / "results"), rl_processes=0)
+        ExperimentConfig(recipe=load_recipe("demo_quick"), output_dir=str(tmp_path / "results"), rl_processes=0)
