@@ -96,6 +96,11 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("policy", **kwargs)
+        # Both workers exist before anything below can refuse the configuration, so destroy_node always finds them.
+        # When inference falls behind, the worker acts on the newest observation, never on a backlog.
+        self._inference = LatestItemWorker("policy_inference", self._answer_observation, self._on_inference_error)
+        # A checkpoint loads in its own thread while observations keep being answered.
+        self._loads = BackgroundCalls(self, "policy_load")
         self.config = config = declare_config(self, PolicyNodeConfig)
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
@@ -108,11 +113,7 @@ class PolicyNode(Node):
         self._stats.set("policy_version", self._version)
 
         self._publisher = self.create_publisher(ActionChunk, "action_chunk", 10)
-        # When inference falls behind, the worker acts on the newest observation, never on a backlog.
-        self._inference = LatestItemWorker("policy_inference", self._answer_observation, self._on_inference_error)
         self.create_subscription(Observation, "observation", self._on_observation, 10)
-        # A checkpoint loads in its own thread while observations keep being answered.
-        self._loads = BackgroundCalls(self, "policy_load")
         self.create_service(LoadCheckpoint, "~/load_checkpoint", self._on_load_checkpoint,
                             callback_group=MutuallyExclusiveCallbackGroup())
         source = config.checkpoint or f"fresh {config.model} (seed {config.seed})"
