@@ -3,6 +3,7 @@
 import os
 import re
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -24,6 +25,7 @@ class FakeLearner(Node):
     def __init__(self, context):
         super().__init__("learner", namespace="/test_rlvla", context=context)
         self.requests = []
+        self.total_steps = 3
         self.status = FineTuneStatus()
         self.create_service(StartFineTune, "~/start_finetune", self._start)
         self.create_service(StopFineTune, "~/stop_finetune", self._stop)
@@ -35,8 +37,8 @@ class FakeLearner(Node):
             response.accepted, response.message = False, f"unknown algorithm '{request.algorithm}'"
             return response
         self.status = FineTuneStatus(job_id="job-1", state=FineTuneStatus.STATE_RUNNING, algorithm="bc",
-                                     step=0, total_steps=3)
-        response.accepted, response.job_id, response.message = True, "job-1", "bc for 3 steps"
+                                     step=0, total_steps=self.total_steps)
+        response.accepted, response.job_id, response.message = True, "job-1", f"bc for {self.total_steps} steps"
         return response
 
     def _stop(self, request, response):
@@ -128,6 +130,22 @@ def test_cli_start_follows_the_job_to_success(learner):
     assert "started job job-1: bc for 3 steps" in result.stdout
     assert re.search(r"job job-1: bc succeeded \(3/3 steps, \d+ s, 100 % done\)", result.stdout), result.stdout
     assert yaml.safe_load(learner.requests[0].overrides_yaml) == {"learning_rate": 0.01}
+
+
+def test_cli_start_ends_on_sigterm_like_on_ctrl_c_without_a_traceback(learner, wait_for):
+    learner.total_steps = 10**6  # a job that outlasts the test
+    client = subprocess.Popen([sys.executable, "-m", "rlvla_ros.cli", "finetune", "--learner", "/test_rlvla/learner",
+                               "start", "bc"], cwd=REPO, env=os.environ, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: learner.status.step > 0, 60.0)  # the client follows the job
+        client.send_signal(signal.SIGTERM)
+        stdout, stderr = client.communicate(timeout=60)
+    finally:
+        client.kill()
+    assert client.returncode == 130, stdout + stderr
+    assert "interrupted; the job keeps running" in stdout
+    assert "Traceback" not in stderr, stderr
 
 
 def test_cli_reports_a_refusal_and_exits_nonzero(learner):
