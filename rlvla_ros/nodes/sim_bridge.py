@@ -23,8 +23,17 @@ finite positions within the limits, strictly increasing ``time_from_start``; it 
 header stamp, and replaces the one being followed; velocities and accelerations are not used) and
 ``gripper_controller/commands`` (std_msgs/Float64MultiArray: one opening in [0, 0.08] m). A bad command is refused
 whole: nothing of it is applied. Commands published before the last reset (by their DDS source timestamp) were meant
-for the previous episode and are dropped: in lockstep, such a command still in flight at a reset would otherwise
-step the new episode a second time per sensor set from then on. Serves ``reset_episode``
+for the previous episode and are dropped. In lockstep a trajectory must also say which sensor set it answers: its
+``header.stamp`` is the stamp of that set (the safety filter with ``clock_mode: lockstep`` stamps it so, from the
+action chunk's stamp, which is the observation's and so the set's). Only the answer to the set published last steps
+the scene; any other (an answer to an older set, one computed before a reset but sent after it, a stray unstamped
+one) is dropped, counted on ``~/stats`` (``dropped_commands.not_the_last_set``) and logged. So which command steps
+which set is carried in the messages, and a run is the same whatever the load. The stamp is the right carrier: in
+lockstep a trajectory answering the last set starts exactly at that set's simulated time, the meaning a
+joint_trajectory_controller gives the stamp; realtime mode (as a real arm) ignores it and stamps stay 0 there. The
+gripper command has no header: it is a set point that acts only when a trajectory steps the scene, and the safety
+filter sends each step's gripper command just before its trajectory on one publisher, so a stale one is always
+overwritten before the step that would use it. Serves ``reset_episode``
 (rlvla_ros/srv/ResetEpisode; an empty task or split means the ``task``/``split`` parameter).
 
 Clock modes:
@@ -66,6 +75,8 @@ from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
 from rlvla_ros.sim.tasks import SPLITS, TASKS
@@ -78,6 +89,7 @@ CAMERAS = {"front": ("camera", "front_camera"), "wrist": ("wrist_camera", "wrist
 SENSOR_QOS = QoSProfile(depth=10)
 """Reliable, so lockstep loses no sensor set; best-effort subscribers (sensor_data QoS) still match."""
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATS_PERIOD_S = 1.0
 MAX_CATCH_UP_PERIODS = 5
 """Realtime: control periods one late tick may run; beyond that the simulation falls behind the wall clock."""
 ResultT = TypeVar("ResultT")
@@ -155,6 +167,9 @@ class SimBridge(Node):
         self._joint_state_msg = JointState()
         self._reset_wall_ns = 0
         """System time of the last reset: commands published before it belong to the previous episode."""
+        self._set_stamp_ns = -1
+        """Stamp of the sensor set published last: in lockstep only the trajectory stamped with it steps the scene."""
+        self._stats = NodeStats(self, STATS_PERIOD_S)
         # Every callback is in the node's default mutually exclusive group: the driver is never used concurrently.
         self._image_pubs = {name: self.create_publisher(Image, f"{CAMERAS[name][0]}/image_raw", SENSOR_QOS)
                             for name in self._cameras}
@@ -218,6 +233,17 @@ class SimBridge(Node):
                                f"{self.driver.episode.episode_id}", throttle_duration_sec=1.0)
         return True
 
+    def _answers_another_set(self, msg: JointTrajectory) -> bool:
+        """Lockstep: whether ``msg`` is not the answer to the sensor set published last (then it is dropped)."""
+        if not self.lockstep or stamp_ns(msg) == self._set_stamp_ns:
+            return False
+        self._stats.count("dropped_commands.not_the_last_set")
+        self.get_logger().info(
+            f"dropped a trajectory stamped {stamp_ns(msg) * 1e-9:.3f} s: it does not answer the last sensor set "
+            f"({self._set_stamp_ns * 1e-9:.3f} s, episode {self.driver.episode.episode_id})",
+            throttle_duration_sec=1.0)
+        return True
+
     def _on_trajectory(self, msg: JointTrajectory, info: MessageInfo) -> None:
         if self._sent_before_reset("arm_controller/joint_trajectory", info):
             return
@@ -228,6 +254,8 @@ class SimBridge(Node):
                 [p.positions for p in msg.points])
         except ValueError as error:
             self._reject("arm_controller/joint_trajectory", str(error))
+            return
+        if self._answers_another_set(msg):
             return
         self.driver.follow(trajectory)
         if self.lockstep:
@@ -292,6 +320,7 @@ class SimBridge(Node):
 
     def _publish_sensors(self) -> None:
         stamp = self._stamp()
+        self._set_stamp_ns = self._clock_origin_ns + self.driver.time_ns
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=stamp))
         state = self.driver.joint_state()

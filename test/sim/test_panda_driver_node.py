@@ -51,7 +51,7 @@ def test_the_lockstep_panda_driver_serves_the_franka_interfaces(ros_graph, wait_
 
     count = len(received["joint_states"])
     goal = np.array(HOME) + 0.1
-    arm.publish(JointTrajectory(joint_names=list(PANDA_ARM_JOINT_NAMES), points=[JointTrajectoryPoint(
+    arm.publish(JointTrajectory(header=state.header, joint_names=list(PANDA_ARM_JOINT_NAMES), points=[JointTrajectoryPoint(
         positions=goal.tolist(), time_from_start=Duration(seconds=0.5).to_msg())]))
     assert wait_for(lambda: len(received["joint_states"]) > count)  # one sensor set for the 5 periods it ran
     moved = np.array(received["joint_states"][-1].position[:7])

@@ -16,7 +16,8 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
     ros_graph.add(SafetyFilter(context=ros_graph.context,
                                cli_args=["--ros-args", "-r", "teleop/action_chunk:=sim/expert_action"],
                                # generous: executor stalls on a loaded machine must not make joint states look stale
-                               parameter_overrides=[Parameter("watchdog_timeout_s", value=30.0),
+                               parameter_overrides=[Parameter("clock_mode", value="lockstep"),
+                                                    Parameter("watchdog_timeout_s", value=30.0),
                                                     Parameter("joint_state_timeout_s", value=5.0)]))
     probe = ros_graph.node("probe")
     successes, executed = [], []
