@@ -10,11 +10,12 @@ Publishes (all stamped with the simulated time):
 - ``sim/episode`` (std_msgs/String, transient local): JSON ``{"episode_id", "task", "split", "seed",
   "instruction", "max_steps"}`` of the episode in progress, once per reset;
 - ``sim/expert_action`` (rlvla_ros/msg/ActionChunk, source ``expert``, horizon 1) when ``publish_expert_action`` is
-  set: the task's scripted expert for the step of each sensor set, from privileged state, within an episode only:
-  from the ``episode_event`` START of the bridge's current episode (then for the set in force) to its END. Remapped
-  onto a safety filter's ``teleop/action_chunk`` it demonstrates through the same graph a human teleoperator would
-  use; like a teleoperator it waits for the START, else in lockstep it would step the scene before the perception
-  node's step 0 and the recorded episode would miss its first steps;
+  set: the task's scripted expert, from privileged state, answering each ``observation`` (rlvla_ros/msg/Observation,
+  from the perception node) of the bridge's current episode until its ``episode_event`` END, with the observation's
+  stamp and step; in lockstep only the observation of the set published last (the scene has not moved since).
+  Remapped onto a safety filter's ``teleop/action_chunk`` it demonstrates through the same graph a human
+  teleoperator would use, and like a policy it answers observations, not sensor sets: the loop then runs at the
+  pace of the perception node, which so sees (and the recorder records) every set, under any load;
 - ``~/rejected_commands`` (std_msgs/String): ``"<topic>: <reason>"`` for every refused command (also logged);
 - ``/clock`` (rosgraph_msgs/Clock) when ``publish_clock`` is set, before each sensor set.
 
@@ -70,7 +71,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from rlvla_ros.msg import ActionChunk, EpisodeEvent, TaskSuccess
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, TaskSuccess
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
@@ -180,10 +181,11 @@ class SimBridge(Node):
         self._episode_pub = self.create_publisher(String, "sim/episode", LATCHED_QOS)
         self._expert_pub = (self.create_publisher(ActionChunk, "sim/expert_action", SENSOR_QOS)
                             if c.publish_expert_action else None)
-        self._expert_episode = ""
-        """The episode between its START and END, in which the expert acts."""
+        self._ended_episode = ""
+        """The episode whose END came: the expert no longer answers its observations."""
         if self._expert_pub is not None:
             self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
+            self.create_subscription(Observation, "observation", self._on_observation, 10)
         self._rejected_pub = self.create_publisher(String, "~/rejected_commands", 10)
         self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10) if c.publish_clock else None
         # The gripper subscription is made first: when both commands of a step are waiting, the executor takes
@@ -275,14 +277,21 @@ class SimBridge(Node):
             self._reject("gripper_controller/commands", str(error))
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
-        current = self.driver.episode.episode_id
-        if msg.episode_id != current:
-            return  # an older episode's (transient-local history)
         if msg.event == EpisodeEvent.END:
-            self._expert_episode = ""
-        elif msg.event == EpisodeEvent.START and self._expert_episode != current:
-            self._expert_episode = current
-            self._publish_expert_action(self._stamp())
+            self._ended_episode = msg.episode_id
+
+    def _on_observation(self, msg: Observation) -> None:
+        episode = self.driver.episode.episode_id
+        if msg.episode_id != episode or episode == self._ended_episode or (
+                self.lockstep and stamp_ns(msg) != self._set_stamp_ns):
+            self.get_logger().debug(f"expert: observation step {msg.step} of '{msg.episode_id}' is not of the "
+                                    f"current set of episode {episode}: not answered")
+            return
+        action = self.driver.expert_action()
+        self._expert_pub.publish(ActionChunk(
+            header=Header(stamp=msg.header.stamp), episode_id=episode, step=msg.step, horizon=1,
+            action_dim=len(action), actions=action.tolist(), action_space="ee_delta", value=float("nan"),
+            source=ActionChunk.SOURCE_EXPERT))
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         try:
@@ -334,15 +343,6 @@ class SimBridge(Node):
             self._info_pubs[name].publish(info)
             self._image_pubs[name].publish(rgb_to_image(self._on_render_thread(self.driver.render, name), header))
         self._success_pub.publish(TaskSuccess(header=Header(stamp=stamp), success=self.driver.is_success()))
-        if self._expert_episode == self.driver.episode.episode_id:
-            self._publish_expert_action(stamp)
-
-    def _publish_expert_action(self, stamp: Time) -> None:
-        action = self.driver.expert_action()
-        self._expert_pub.publish(ActionChunk(
-            header=Header(stamp=stamp), episode_id=self.driver.episode.episode_id, step=self.driver.episode_step,
-            horizon=1, action_dim=len(action), actions=action.tolist(), action_space="ee_delta",
-            value=float("nan"), source=ActionChunk.SOURCE_EXPERT))
 
     def destroy_node(self) -> None:
         self._on_render_thread(self.driver.close)
