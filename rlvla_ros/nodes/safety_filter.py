@@ -24,6 +24,14 @@ velocity, inside the limit margins and within one velocity-bounded step. Every p
 (``ros2 param set``): a valid change applies from the next message on, an invalid one is refused with its reason
 (switching ``dry_run`` on first commands a stop; switching it off is refused while the robot config forces it; a
 ``robot_config`` for other joints is refused).
+
+``clock_mode`` says how the driver's time passes. ``realtime`` (default; every real arm): trajectories carry header
+stamp 0, which a joint_trajectory_controller reads as "start now" (a past stamp would make it skip points), and the
+set point the next chunk builds on is dropped once the watchdog finds commands stale. ``lockstep`` (a lock-step
+simulator, set by ``sim.launch.yaml`` with ``clock_mode:=lockstep``): each trajectory is stamped with its chunk's stamp,
+the stamp of the sensor set it answers, which is also the simulated time it starts at; the simulator steps only on
+the answer to its newest set, so a late or stale command cannot step the scene. Time passes only on commands there,
+so the set point is kept within its episode instead of by a wall-clock timeout: results do not depend on the load.
 """
 
 from __future__ import annotations
@@ -68,9 +76,10 @@ from rlvla_ros.safety.joint_state_monitor import FAULT_STALE
 WATCHDOG_CHECKS_PER_TIMEOUT = 10
 """The watchdog is polled this many times per timeout, so a stop follows at most 1.1 timeouts after the last action."""
 STATS_PERIOD_S = 0.5
+CLOCK_MODES = ("realtime", "lockstep")
 RUNTIME_PARAMETERS = ("robot_config", "watchdog_timeout_s", "joint_state_timeout_s", "dry_run", "execute_steps",
                       "teleop_timeout_s", "state_limit_tolerance_rad", "state_jump_tolerance_rad",
-                      "fault_clear_messages")
+                      "fault_clear_messages", "clock_mode")
 """All of them: each applies from the next message or timer tick on (see ``SafetyFilter._apply``)."""
 
 
@@ -96,6 +105,9 @@ class SafetyFilterConfig:
                        "joint states is a fault"})
     fault_clear_messages: int = field(default=5, metadata={
         "description": "a joint-state fault clears after this many consecutive plausible, consistent joint states"})
+    clock_mode: str = field(default="realtime", metadata={
+        "description": "realtime (trajectories start on arrival: real arms) or lockstep (a lock-step simulator: "
+                       "trajectories stamped with the sensor set they answer)"})
 
     def __post_init__(self) -> None:
         if not self.robot_config:
@@ -105,6 +117,8 @@ class SafetyFilterConfig:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if self.execute_steps < 1:
             raise ValueError(f"execute_steps must be >= 1, got {self.execute_steps}")
+        if self.clock_mode not in CLOCK_MODES:
+            raise ValueError(f"clock_mode must be one of {list(CLOCK_MODES)}, got {self.clock_mode!r}")
         self.monitor_limits()  # raises ValueError for bad tolerances
 
     def monitor_limits(self) -> MonitorLimits:
@@ -132,6 +146,7 @@ class SafetyFilter(Node):
         self._waiting: tuple[ActionChunk, float] | None = None
         """A chunk waiting for the joint state of its stamp, and the monotonic time at which it stops waiting."""
         self._setpoint_q: np.ndarray | None = None
+        self._setpoint_episode = ""
         self._estopped = False
 
         self._trajectory_pub = self.create_publisher(JointTrajectory, "arm_controller/joint_trajectory", 10)
@@ -266,7 +281,7 @@ class SafetyFilter(Node):
             self._reject(msg, "joint_state_fault", f"joint state fault ({fault.kind}): {fault.detail}")
             return
         q = self.monitor.plausible_q
-        reference = self.filter.reference_joints(q, None if self._commands.stale() else self._setpoint_q)
+        reference = self.filter.reference_joints(q, self._tracked_setpoint(msg))
         commands: list[SafeCommand] = []
         clamped: list[str] = []
         for row_index, row in enumerate(rows[: self.config.execute_steps]):
@@ -278,7 +293,7 @@ class SafetyFilter(Node):
             clamped.extend(result.clamped)
             q = reference = result.command.joint_positions_rad
         self._commands.feed()
-        self._setpoint_q = q
+        self._setpoint_q, self._setpoint_episode = q, msg.episode_id
         if clamped:
             self.get_logger().info(f"{msg.source} chunk step {msg.step} clamped: {', '.join(dict.fromkeys(clamped))}",
                                    throttle_duration_sec=1.0)
@@ -291,17 +306,29 @@ class SafetyFilter(Node):
             return
         # Gripper first: a lockstep simulator steps on the trajectory and applies a later gripper command a step late.
         self._gripper_pub.publish(Float64MultiArray(data=[commands[0].gripper_opening_m]))
-        self._trajectory_pub.publish(self._trajectory([c.joint_positions_rad for c in commands]))
+        self._trajectory_pub.publish(self._trajectory(
+            [c.joint_positions_rad for c in commands],
+            stamp=msg.header.stamp if self.config.clock_mode == "lockstep" else None))
         self._executed_pub.publish(self._executed_chunk(msg, commands))
         self._stats.count("executed_chunks")
 
-    def _trajectory(self, positions: list[np.ndarray], hold: bool = False) -> JointTrajectory:
-        """Points one control period apart; a zero header stamp tells the controller to start now."""
+    def _tracked_setpoint(self, msg: ActionChunk) -> np.ndarray | None:
+        """The set point ``msg`` may build on: the last one while the arm still tracks it (see the module)."""
+        if self.config.clock_mode == "lockstep":
+            return self._setpoint_q if self._setpoint_episode == msg.episode_id else None
+        return None if self._commands.stale() else self._setpoint_q
+
+    def _trajectory(self, positions: list[np.ndarray], hold: bool = False, stamp=None) -> JointTrajectory:
+        """Points one control period apart; without ``stamp`` the zero header stamp tells the controller to start
+        now."""
         period_s = self.robot.control_period_s
         points = [JointTrajectoryPoint(positions=q.tolist(), velocities=[0.0] * len(q) if hold else [],
                                        time_from_start=Duration(seconds=(k + 1) * period_s).to_msg())
                   for k, q in enumerate(positions)]
-        return JointTrajectory(joint_names=list(self.robot.arm_joint_names), points=points)
+        trajectory = JointTrajectory(joint_names=list(self.robot.arm_joint_names), points=points)
+        if stamp is not None:
+            trajectory.header.stamp = stamp
+        return trajectory
 
     def _executed_chunk(self, msg: ActionChunk, commands: list[SafeCommand]) -> ActionChunk:
         actions = np.stack([c.action for c in commands])

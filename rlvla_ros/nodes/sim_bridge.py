@@ -10,11 +10,12 @@ Publishes (all stamped with the simulated time):
 - ``sim/episode`` (std_msgs/String, transient local): JSON ``{"episode_id", "task", "split", "seed",
   "instruction", "max_steps"}`` of the episode in progress, once per reset;
 - ``sim/expert_action`` (rlvla_ros/msg/ActionChunk, source ``expert``, horizon 1) when ``publish_expert_action`` is
-  set: the task's scripted expert for the step of each sensor set, from privileged state, within an episode only:
-  from the ``episode_event`` START of the bridge's current episode (then for the set in force) to its END. Remapped
-  onto a safety filter's ``teleop/action_chunk`` it demonstrates through the same graph a human teleoperator would
-  use; like a teleoperator it waits for the START, else in lockstep it would step the scene before the perception
-  node's step 0 and the recorded episode would miss its first steps;
+  set: the task's scripted expert, from privileged state, answering each ``observation`` (rlvla_ros/msg/Observation,
+  from the perception node) of the bridge's current episode until its ``episode_event`` END, with the observation's
+  stamp and step; in lockstep only the observation of the set published last (the scene has not moved since).
+  Remapped onto a safety filter's ``teleop/action_chunk`` it demonstrates through the same graph a human
+  teleoperator would use, and like a policy it answers observations, not sensor sets: the loop then runs at the
+  pace of the perception node, which so sees (and the recorder records) every set, under any load;
 - ``~/rejected_commands`` (std_msgs/String): ``"<topic>: <reason>"`` for every refused command (also logged);
 - ``/clock`` (rosgraph_msgs/Clock) when ``publish_clock`` is set, before each sensor set.
 
@@ -23,8 +24,17 @@ finite positions within the limits, strictly increasing ``time_from_start``; it 
 header stamp, and replaces the one being followed; velocities and accelerations are not used) and
 ``gripper_controller/commands`` (std_msgs/Float64MultiArray: one opening in [0, 0.08] m). A bad command is refused
 whole: nothing of it is applied. Commands published before the last reset (by their DDS source timestamp) were meant
-for the previous episode and are dropped: in lockstep, such a command still in flight at a reset would otherwise
-step the new episode a second time per sensor set from then on. Serves ``reset_episode``
+for the previous episode and are dropped. In lockstep a trajectory must also say which sensor set it answers: its
+``header.stamp`` is the stamp of that set (the safety filter with ``clock_mode: lockstep`` stamps it so, from the
+action chunk's stamp, which is the observation's and so the set's). Only the answer to the set published last steps
+the scene; any other (an answer to an older set, one computed before a reset but sent after it, a stray unstamped
+one) is dropped, counted on ``~/stats`` (``dropped_commands.not_the_last_set``) and logged. So which command steps
+which set is carried in the messages, and a run is the same whatever the load. The stamp is the right carrier: in
+lockstep a trajectory answering the last set starts exactly at that set's simulated time, the meaning a
+joint_trajectory_controller gives the stamp; realtime mode (as a real arm) ignores it and stamps stay 0 there. The
+gripper command has no header: it is a set point that acts only when a trajectory steps the scene, and the safety
+filter sends each step's gripper command just before its trajectory on one publisher, so a stale one is always
+overwritten before the step that would use it. Serves ``reset_episode``
 (rlvla_ros/srv/ResetEpisode; an empty task or split means the ``task``/``split`` parameter).
 
 Clock modes:
@@ -61,11 +71,13 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
-from rlvla_ros.msg import ActionChunk, EpisodeEvent, TaskSuccess
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, TaskSuccess
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
 from rlvla_ros.sim.tasks import SPLITS, TASKS
@@ -78,6 +90,7 @@ CAMERAS = {"front": ("camera", "front_camera"), "wrist": ("wrist_camera", "wrist
 SENSOR_QOS = QoSProfile(depth=10)
 """Reliable, so lockstep loses no sensor set; best-effort subscribers (sensor_data QoS) still match."""
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+STATS_PERIOD_S = 1.0
 MAX_CATCH_UP_PERIODS = 5
 """Realtime: control periods one late tick may run; beyond that the simulation falls behind the wall clock."""
 ResultT = TypeVar("ResultT")
@@ -155,6 +168,9 @@ class SimBridge(Node):
         self._joint_state_msg = JointState()
         self._reset_wall_ns = 0
         """System time of the last reset: commands published before it belong to the previous episode."""
+        self._set_stamp_ns = -1
+        """Stamp of the sensor set published last: in lockstep only the trajectory stamped with it steps the scene."""
+        self._stats = NodeStats(self, STATS_PERIOD_S)
         # Every callback is in the node's default mutually exclusive group: the driver is never used concurrently.
         self._image_pubs = {name: self.create_publisher(Image, f"{CAMERAS[name][0]}/image_raw", SENSOR_QOS)
                             for name in self._cameras}
@@ -165,10 +181,11 @@ class SimBridge(Node):
         self._episode_pub = self.create_publisher(String, "sim/episode", LATCHED_QOS)
         self._expert_pub = (self.create_publisher(ActionChunk, "sim/expert_action", SENSOR_QOS)
                             if c.publish_expert_action else None)
-        self._expert_episode = ""
-        """The episode between its START and END, in which the expert acts."""
+        self._ended_episode = ""
+        """The episode whose END came: the expert no longer answers its observations."""
         if self._expert_pub is not None:
             self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
+            self.create_subscription(Observation, "observation", self._on_observation, 10)
         self._rejected_pub = self.create_publisher(String, "~/rejected_commands", 10)
         self._clock_pub = self.create_publisher(ClockMsg, "/clock", 10) if c.publish_clock else None
         # The gripper subscription is made first: when both commands of a step are waiting, the executor takes
@@ -218,6 +235,17 @@ class SimBridge(Node):
                                f"{self.driver.episode.episode_id}", throttle_duration_sec=1.0)
         return True
 
+    def _answers_another_set(self, msg: JointTrajectory) -> bool:
+        """Lockstep: whether ``msg`` is not the answer to the sensor set published last (then it is dropped)."""
+        if not self.lockstep or stamp_ns(msg) == self._set_stamp_ns:
+            return False
+        self._stats.count("dropped_commands.not_the_last_set")
+        self.get_logger().info(
+            f"dropped a trajectory stamped {stamp_ns(msg) * 1e-9:.3f} s: it does not answer the last sensor set "
+            f"({self._set_stamp_ns * 1e-9:.3f} s, episode {self.driver.episode.episode_id})",
+            throttle_duration_sec=1.0)
+        return True
+
     def _on_trajectory(self, msg: JointTrajectory, info: MessageInfo) -> None:
         if self._sent_before_reset("arm_controller/joint_trajectory", info):
             return
@@ -228,6 +256,8 @@ class SimBridge(Node):
                 [p.positions for p in msg.points])
         except ValueError as error:
             self._reject("arm_controller/joint_trajectory", str(error))
+            return
+        if self._answers_another_set(msg):
             return
         self.driver.follow(trajectory)
         if self.lockstep:
@@ -247,14 +277,21 @@ class SimBridge(Node):
             self._reject("gripper_controller/commands", str(error))
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
-        current = self.driver.episode.episode_id
-        if msg.episode_id != current:
-            return  # an older episode's (transient-local history)
         if msg.event == EpisodeEvent.END:
-            self._expert_episode = ""
-        elif msg.event == EpisodeEvent.START and self._expert_episode != current:
-            self._expert_episode = current
-            self._publish_expert_action(self._stamp())
+            self._ended_episode = msg.episode_id
+
+    def _on_observation(self, msg: Observation) -> None:
+        episode = self.driver.episode.episode_id
+        if msg.episode_id != episode or episode == self._ended_episode or (
+                self.lockstep and stamp_ns(msg) != self._set_stamp_ns):
+            self.get_logger().debug(f"expert: observation step {msg.step} of '{msg.episode_id}' is not of the "
+                                    f"current set of episode {episode}: not answered")
+            return
+        action = self.driver.expert_action()
+        self._expert_pub.publish(ActionChunk(
+            header=Header(stamp=msg.header.stamp), episode_id=episode, step=msg.step, horizon=1,
+            action_dim=len(action), actions=action.tolist(), action_space="ee_delta", value=float("nan"),
+            source=ActionChunk.SOURCE_EXPERT))
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         try:
@@ -292,6 +329,7 @@ class SimBridge(Node):
 
     def _publish_sensors(self) -> None:
         stamp = self._stamp()
+        self._set_stamp_ns = self._clock_origin_ns + self.driver.time_ns
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=stamp))
         state = self.driver.joint_state()
@@ -305,15 +343,6 @@ class SimBridge(Node):
             self._info_pubs[name].publish(info)
             self._image_pubs[name].publish(rgb_to_image(self._on_render_thread(self.driver.render, name), header))
         self._success_pub.publish(TaskSuccess(header=Header(stamp=stamp), success=self.driver.is_success()))
-        if self._expert_episode == self.driver.episode.episode_id:
-            self._publish_expert_action(stamp)
-
-    def _publish_expert_action(self, stamp: Time) -> None:
-        action = self.driver.expert_action()
-        self._expert_pub.publish(ActionChunk(
-            header=Header(stamp=stamp), episode_id=self.driver.episode.episode_id, step=self.driver.episode_step,
-            horizon=1, action_dim=len(action), actions=action.tolist(), action_space="ee_delta",
-            value=float("nan"), source=ActionChunk.SOURCE_EXPERT))
 
     def destroy_node(self) -> None:
         self._on_render_thread(self.driver.close)

@@ -77,6 +77,14 @@ def test_expert_demonstrations_route_the_bridge_expert_into_the_teleop_input():
     assert nodes["safety_filter"]["remaps"]["teleop/action_chunk"] == "sim/expert_action"
 
 
+def test_the_safety_filter_follows_the_drivers_clock_mode_and_stays_realtime_for_real_arms():
+    assert resolved("sim.launch.yaml", clock_mode="lockstep")["safety_filter"]["params"]["clock_mode"] == "lockstep"
+    assert resolved("panda_sim.launch.yaml", clock_mode="lockstep")["safety_filter"]["params"]["clock_mode"] == \
+        "lockstep"
+    assert resolved("sim.launch.yaml")["safety_filter"]["params"]["clock_mode"] == "realtime"
+    assert resolved("real.launch.yaml")["safety_filter"]["params"]["clock_mode"] == "realtime"
+
+
 def test_checkpoint_argument_reaches_the_policy_as_a_string():
     assert resolved("sim.launch.yaml", checkpoint="/ckpt/best")["policy"]["params"]["checkpoint"] == "/ckpt/best"
 

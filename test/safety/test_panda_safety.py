@@ -11,6 +11,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.nodes.safety_filter import SafetyFilter
+from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
 from rlvla_ros.safety.action_filter import CLAMPED_JOINT_LIMITS, CLAMPED_JOINT_VELOCITY, CLAMPED_WORKSPACE
 from rlvla_ros.sim.kinematics import EePose
@@ -135,7 +136,8 @@ def test_with_dry_run_off_the_safety_filter_drives_the_panda_driver(ros_graph, w
         Parameter("image_size", value=16)]))
     safety = ros_graph.add(SafetyFilter(context=ros_graph.context, parameter_overrides=[
         Parameter("robot_config", value=str(robot_config_path("panda"))), Parameter("dry_run", value=False),
-        Parameter("watchdog_timeout_s", value=30.0), Parameter("joint_state_timeout_s", value=2.0)]))
+        Parameter("watchdog_timeout_s", value=30.0), Parameter("joint_state_timeout_s", value=2.0),
+        Parameter("clock_mode", value="lockstep")]))
     assert not safety.dry_run  # panda.yaml leaves dry run to the parameter (real.launch.yaml: on by default)
     test = ros_graph.node("panda_pair_test")
     states: list[JointState] = []
@@ -145,16 +147,18 @@ def test_with_dry_run_off_the_safety_filter_drives_the_panda_driver(ros_graph, w
     policy = test.create_publisher(ActionChunk, "action_chunk", 10)
     assert wait_for(lambda: policy.get_subscription_count() > 0 and states)
 
-    def send(step: int) -> None:
-        policy.publish(ActionChunk(episode_id="ep", step=step, horizon=1, action_dim=5, source="policy",
+    def send(step: int) -> None:  # answering the newest sensor set, as the lock-step driver requires
+        policy.publish(ActionChunk(header=states[-1].header, episode_id="ep", step=step, horizon=1, action_dim=5,
+                                   source="policy",
                                    actions=[1.0, 0.0, 0.0, 0.0, 0.0], action_space="ee_delta"))
 
     start = kinematics.forward(np.array(states[-1].position[:7])).position_m
     for step in range(3):
-        count = len(executed)
+        count, answered = len(executed), states[-1]
         send(step)
         while not wait_for(lambda: len(executed) > count, 1.0):  # refused until a fresh joint state is held
             send(step)
+        assert wait_for(lambda: stamp_ns(states[-1]) > stamp_ns(answered))  # the driver stepped on the answer
     # three 3 cm steps, each bounded by the Panda's joint speeds (0.055 rad per step) and followed with some lag
     assert wait_for(lambda: kinematics.forward(np.array(states[-1].position[:7])).position_m[0] > start[0] + 0.015)
     moved = kinematics.forward(np.array(states[-1].position[:7])).position_m - start

@@ -295,6 +295,37 @@ def test_a_chunk_whose_joint_state_never_comes_runs_on_the_newest_after_the_time
     assert [m.step for m in r.executed] == [1]
 
 
+def test_lockstep_stamps_each_trajectory_with_the_sensor_set_it_answers_and_realtime_starts_it_now(rig):
+    r = rig(watchdog_timeout_s=5.0)  # realtime: what a joint_trajectory_controller of a real arm needs
+    r.joint_state_timer.cancel()
+    r.joint_states.publish(stamped(JointState(name=list(JOINT_NAMES), position=list(HOME_ARM_Q) + [0.04] * 2), 2.0))
+    row = [0.2, 0.0, 0.0, 0.0, 0.0]
+    r.policy.publish(stamped(chunk(row, step=1), 2.0))
+    assert r.wait_for_trajectories(1)
+    assert Time.from_msg(r.trajectories[0][1].header.stamp).nanoseconds == 0  # 0: start now
+    assert all(result.successful for result in r.set(clock_mode="lockstep"))
+    r.policy.publish(stamped(chunk(row, step=2), 2.0))
+    assert r.wait_for_trajectories(2)
+    assert Time.from_msg(r.trajectories[1][1].header.stamp).nanoseconds == 2_000_000_000
+    assert [Time.from_msg(m.header.stamp).nanoseconds for m in r.executed] == [2_000_000_000] * 2
+
+
+def test_lockstep_builds_on_the_set_point_within_its_episode_only(rig):
+    r = rig(watchdog_timeout_s=5.0, clock_mode="lockstep")  # the arm is measured at HOME throughout
+    row = np.array([0.2, 0.0, 0.0, 0.0, 0.0])
+    targets = []
+    for episode in ("a", "a", "b"):
+        msg = chunk(row, step=len(targets))
+        msg.episode_id = episode
+        r.policy.publish(msg)
+        assert r.wait_for_trajectories(len(targets) + 1)
+        targets.append(np.array(r.trajectories[-1][1].points[0].positions))
+    from_measured = r.node.filter.filter(row, HOME_ARM_Q).command.joint_positions_rad
+    np.testing.assert_allclose(targets[0], from_measured, atol=1e-9)
+    assert np.abs(targets[1] - targets[0]).max() > 1e-3  # built on the set point of the same episode
+    np.testing.assert_allclose(targets[2], from_measured, atol=1e-9)  # a new episode: on the measured joints
+
+
 def test_finger_joints_alone_do_not_count_as_a_joint_state(ros_graph, wait_for):
     r = Rig(ros_graph, wait_for, watchdog_timeout_s=5.0)
     r.joint_state_timer.cancel()

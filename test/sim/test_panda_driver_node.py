@@ -51,8 +51,9 @@ def test_the_lockstep_panda_driver_serves_the_franka_interfaces(ros_graph, wait_
 
     count = len(received["joint_states"])
     goal = np.array(HOME) + 0.1
-    arm.publish(JointTrajectory(joint_names=list(PANDA_ARM_JOINT_NAMES), points=[JointTrajectoryPoint(
-        positions=goal.tolist(), time_from_start=Duration(seconds=0.5).to_msg())]))
+    arm.publish(JointTrajectory(  # answering the reset's sensor set, as lockstep requires
+        header=state.header, joint_names=list(PANDA_ARM_JOINT_NAMES), points=[JointTrajectoryPoint(
+            positions=goal.tolist(), time_from_start=Duration(seconds=0.5).to_msg())]))
     assert wait_for(lambda: len(received["joint_states"]) > count)  # one sensor set for the 5 periods it ran
     moved = np.array(received["joint_states"][-1].position[:7])
     assert np.all(np.abs(moved - HOME) > 0.03)

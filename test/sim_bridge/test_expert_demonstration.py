@@ -1,8 +1,12 @@
-"""The bridge's scripted expert demonstrates through the graph: remapped onto the safety filter's teleop input."""
+"""The bridge's scripted expert demonstrates through the graph: answering the perception node's observations,
+remapped onto the safety filter's teleop input."""
 
 from rclpy.parameter import Parameter
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Header
 
-from rlvla_ros.msg import ActionChunk, EpisodeEvent, TaskSuccess
+from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, TaskSuccess
+from rlvla_ros.nodes.perception import Perception
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.nodes.sim_bridge import SimBridge
@@ -12,21 +16,24 @@ from rlvla_ros.srv import ResetEpisode
 def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for):
     ros_graph.add(SimBridge(context=ros_graph.context, parameter_overrides=[
         Parameter("clock_mode", value="lockstep"), Parameter("publish_expert_action", value=True),
-        Parameter("task", value="lift"), Parameter("seed", value=3)]))
+        Parameter("task", value="lift"), Parameter("seed", value=3), Parameter("image_size", value=32)]))
+    ros_graph.add(Perception(context=ros_graph.context, parameter_overrides=[Parameter("image_size", value=32)]))
     ros_graph.add(SafetyFilter(context=ros_graph.context,
                                cli_args=["--ros-args", "-r", "teleop/action_chunk:=sim/expert_action"],
                                # generous: executor stalls on a loaded machine must not make joint states look stale
-                               parameter_overrides=[Parameter("watchdog_timeout_s", value=30.0),
+                               parameter_overrides=[Parameter("clock_mode", value="lockstep"),
+                                                    Parameter("watchdog_timeout_s", value=30.0),
                                                     Parameter("joint_state_timeout_s", value=5.0)]))
     probe = ros_graph.node("probe")
     successes, executed = [], []
     probe.create_subscription(TaskSuccess, "sim/success", lambda msg: successes.append(msg.success), 10)
     probe.create_subscription(ActionChunk, "executed_action", executed.append, 10)
-    experts = []
+    experts, observations = [], []
+    probe.create_subscription(Observation, "observation", observations.append, 10)
     probe.create_subscription(ActionChunk, "sim/expert_action", experts.append, 10)
     events = probe.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
-    # In lockstep nothing moves until a command. Like a teleoperator, the expert acts only once the episode manager
-    # has started the episode: not on the reset's sensor set, which the perception node holds until the START.
+    # In lockstep nothing moves until a command. Like a policy, the expert answers observations, which the perception
+    # node publishes only once the episode manager has started the episode (it holds the reset's sensor set).
     reset = probe.create_client(ResetEpisode, "reset_episode")
     assert reset.wait_for_service(timeout_sec=10.0)
     assert wait_for(lambda: probe.count_subscribers("sim/expert_action") >= 2)
@@ -40,6 +47,52 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
     assert 5 <= len(executed) <= 50  # lift's time limit is 50 steps
     assert {chunk.source for chunk in executed} == {ActionChunk.SOURCE_EXPERT}
     assert [chunk.step for chunk in executed[:3]] == [0, 1, 2]
+    # every executed action answers an observation of its own stamp: the loop runs at the perception node's pace
+    def answered_observations() -> bool:
+        by_stamp = {(o.header.stamp.sec, o.header.stamp.nanosec): o.step for o in observations}
+        return all(by_stamp.get((c.header.stamp.sec, c.header.stamp.nanosec)) == c.step for c in executed)
+
+    assert wait_for(answered_observations)
     steps = len(experts)
     events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=future.result().episode_id, task="lift"))
     assert not wait_for(lambda: len(experts) > steps + 1, timeout_s=1.0)  # the END stops the expert
+
+
+def test_the_expert_answers_only_the_observation_of_the_newest_sensor_set(ros_graph, wait_for):
+    ros_graph.add(SimBridge(context=ros_graph.context, parameter_overrides=[
+        Parameter("clock_mode", value="lockstep"), Parameter("publish_expert_action", value=True),
+        Parameter("lockstep_heartbeat_hz", value=0.0), Parameter("image_size", value=16)]))
+    probe = ros_graph.node("probe")
+    states, experts = [], []
+    probe.create_subscription(JointState, "joint_states", states.append, 10)
+    probe.create_subscription(ActionChunk, "sim/expert_action", experts.append, 10)
+    observations = probe.create_publisher(Observation, "observation", 10)
+    events = probe.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
+    reset = probe.create_client(ResetEpisode, "reset_episode")
+    assert reset.wait_for_service(timeout_sec=10.0)
+    assert wait_for(lambda: observations.get_subscription_count() and probe.count_subscribers("episode_event")
+                    and all(s.get_publisher_count() for s in probe.subscriptions))
+
+    def reset_to(seed: int) -> str:
+        count = len(states)
+        future = reset.call_async(ResetEpisode.Request(seed=seed))
+        assert wait_for(future.done) and wait_for(lambda: len(states) > count)
+        return future.result().episode_id
+
+    reset_to(2)
+    older = states[-1].header.stamp
+    episode_id = reset_to(3)
+    newest = states[-1].header.stamp
+    events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode_id))
+    # on one publisher, in this order: another episode's, an older set's, then the newest set's observation
+    observations.publish(Observation(header=states[-1].header, episode_id="another", step=5))
+    observations.publish(Observation(header=Header(stamp=older), episode_id=episode_id, step=6))
+    observations.publish(Observation(header=states[-1].header, episode_id=episode_id, step=7))
+    assert wait_for(lambda: experts)
+    first = experts[0]
+    assert (first.step, first.episode_id, first.header.stamp) == (7, episode_id, newest)
+    # the next episode's first observation is answered, and nothing came in between (the sentinel)
+    next_episode = reset_to(4)
+    observations.publish(Observation(header=states[-1].header, episode_id=next_episode, step=0))
+    assert wait_for(lambda: len(experts) == 2)
+    assert [(e.step, e.episode_id) for e in experts] == [(7, episode_id), (0, next_episode)]

@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlvla_ros.msg import TaskSuccess
@@ -33,10 +33,10 @@ PERIOD_NS = 100_000_000
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def trajectory(*points, times_s=None, names=ARM_JOINT_NAMES) -> JointTrajectory:
-    """Points one control period apart (or at `times_s`)."""
+def trajectory(*points, times_s=None, names=ARM_JOINT_NAMES, stamp=None) -> JointTrajectory:
+    """Points one control period apart (or at `times_s`), answering the sensor set stamped `stamp` (default 0)."""
     times_s = times_s or [PERIOD_S * (k + 1) for k in range(len(points))]
-    return JointTrajectory(joint_names=list(names), points=[
+    return JointTrajectory(header=Header(stamp=stamp) if stamp else Header(), joint_names=list(names), points=[
         JointTrajectoryPoint(positions=[float(v) for v in q], time_from_start=Duration(seconds=t).to_msg())
         for q, t in zip(points, times_s)])
 
@@ -98,12 +98,13 @@ class Rig:
                 {t: len(self[t]) for t in counts}
 
     def step(self, q, gripper_m=None, times_s=None) -> JointState:
-        """Lockstep: send a gripper command (if any) then a trajectory, return the joint state it produced."""
+        """Lockstep: send a gripper command (if any) then a trajectory answering the newest sensor set, return the
+        joint state it produced."""
         counts = self._sensor_counts()
         if gripper_m is not None:
             self.gripper.publish(Float64MultiArray(data=[float(gripper_m)]))
         points = q if times_s is not None else [q]
-        self.arm.publish(trajectory(*points, times_s=times_s))
+        self.arm.publish(trajectory(*points, times_s=times_s, stamp=self["joint_states"][-1].header.stamp))
         self._wait_sensor_set(counts)
         return self["joint_states"][-1]
 
@@ -302,6 +303,41 @@ def test_a_command_sent_before_a_reset_does_not_step_the_new_episode(rig, ros_gr
     assert arm_positions(moved)[0] - HOME_ARM_Q[0] > 0.05
     # An RMW that reports no source timestamp (0) cannot date a command: it is kept.
     assert not r.bridge._sent_before_reset("arm_controller/joint_trajectory", {"source_timestamp": 0})
+
+
+def test_lockstep_steps_only_on_the_answer_to_the_newest_sensor_set(rig):
+    r = rig()
+    stats = []
+    r.test.create_subscription(String, "sim_bridge/stats", lambda msg: stats.append(json.loads(msg.data)), 10)
+    wrong, right = HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0], HOME_ARM_Q + [-0.4, 0.0, 0.0, 0.0, 0.0]
+    reset_set = r.reset(seed=0) and r["joint_states"][-1]
+    newest = r.step(HOME_ARM_Q)
+
+    def answered_by_right(stale: list[JointTrajectory], newest: JointState) -> JointState:
+        """Send `stale`, then the answer to `newest` on the same publisher (so in that order): the next set is the
+        answer's, one period on, moved towards `right`; had a stale one stepped, it would come first, towards
+        `wrong`."""
+        counts = r._sensor_counts()
+        for msg in stale:
+            r.arm.publish(msg)
+        r.arm.publish(trajectory(right, stamp=newest.header.stamp))
+        r._wait_sensor_set(counts)
+        state = r["joint_states"][counts["joint_states"]]
+        assert stamp_ns(state) == stamp_ns(newest) + PERIOD_NS
+        assert arm_positions(state)[0] < HOME_ARM_Q[0] - 0.05
+        return state
+
+    # an answer to an older set, and an unanswering (unstamped) trajectory
+    moved = answered_by_right([trajectory(wrong, stamp=reset_set.header.stamp), trajectory(wrong)], newest)
+    # the answer to the old episode's last set, sent after the reset (so its source timestamp does not date it)
+    r.reset(seed=1)
+    first = r["joint_states"][-1]
+    answered_by_right([trajectory(wrong, stamp=moved.header.stamp)], first)
+    # sentinel: the next answer steps once more, so no dropped command stepped late
+    sentinel = r.step(HOME_ARM_Q)
+    assert [stamp_ns(s) for s in r["joint_states"][-3:]] == [stamp_ns(first) + k * PERIOD_NS for k in range(3)]
+    assert stamp_ns(sentinel) == stamp_ns(first) + 2 * PERIOD_NS
+    assert r.wait_for(lambda: stats and stats[-1].get("dropped_commands.not_the_last_set") == 3, 5.0), stats[-1:]
 
 
 def test_lockstep_heartbeat_resends_the_unchanged_joint_state_only(rig):
