@@ -5,6 +5,7 @@ processes) to 100x (in one process) slower (/work/shared/notes/ros2-executors.md
 long work (inference, checkpoint loads, rendering, disk writes) runs in a node's own threads (`rlvla_ros.ros.worker`).
 """
 
+import gc
 from collections.abc import Callable
 
 import rclpy
@@ -32,6 +33,10 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             rclpy.logging.get_logger(getattr(make_node, "__name__", "node")).fatal(str(error))
             return 1
         instrument_subscriptions(node)
+        # What imports and start-up built (torch, transformers, MuJoCo: ~400k objects) lives as long as the process:
+        # keep it out of the cyclic collector. A full collection of it took 0.3 s, a stall of every callback, and the
+        # one at interpreter exit 2-4 s, so the torch-importing nodes missed launch's 5 s SIGINT grace period.
+        gc.freeze()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
