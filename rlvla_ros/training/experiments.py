@@ -70,6 +70,9 @@ class ExperimentConfig:
     rl_processes: int = 1
     """Processes of the online RL job: above 1 it runs data-parallel under torchrun, each process collecting its
     own ``episodes_per_iteration`` rollouts on its own core."""
+    final_eval: bool = True
+    """Also evaluate the last RL checkpoint on the test seeds when it is not the best one; False saves that
+    evaluation (the table then has no ``rl_final`` row)."""
     bc_from_lerobot: bool = False
     """Export the demonstration bag as a LeRobot v3.0 dataset and train BC from that (the same policy as from the
     bag: the export is lossless)."""
@@ -186,7 +189,10 @@ def run_experiment(config: ExperimentConfig) -> dict:
     # The final weights too (with anneal_lr they are where the run settles; `best/` may be a noisy validation peak).
     # `best/` stays the reported result: it was chosen without the test seeds.
     best_step, final_step = _checkpoint_step(rl_checkpoint), _checkpoint_step(rl_dir / "latest")
-    final = after if final_step == best_step else _evaluate(rl_dir / "latest", config, seeds)
+    if final_step == best_step:
+        final = after
+    else:
+        final = _evaluate(rl_dir / "latest", config, seeds) if config.final_eval else None
 
     iterations = rl_history.get("rollout/success_rate", [])
     elapsed_s = dict(rl_history.get("time_s", []))
@@ -220,7 +226,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
             "best_eval_step": best_step,
             "periodic_eval": {"episodes": rl_config.eval_episodes, "curve": eval_curve},
             "final_checkpoint": {"step": final_step, "success": final,
-                                 "improvement_points": _improvement_points(before, final)},
+                                 "improvement_points": _improvement_points(before, final) if final else None},
         },
         "improvement_points": _improvement_points(before, after),
         "timings_s": timings,
@@ -268,15 +274,17 @@ def _training_episodes(config, iterations: int, processes: int) -> str:
     return f"{iterations} iterations x {ranks}{config.episodes_per_iteration} episodes"
 
 
-def _table(before: EvalResults, after: EvalResults, final: EvalResults, config: ExperimentConfig) -> dict:
-    """Success rates of BC, RL (best) and RL (final) per split and pooled OOD, with their intervals, and RL - BC."""
+def _table(before: EvalResults, after: EvalResults, final: EvalResults | None, config: ExperimentConfig) -> dict:
+    """Success rates of BC, RL (best) and RL (final, when evaluated) per split and pooled OOD, with their intervals,
+    and their differences from BC."""
     tasks, splits = config.recipe.tasks, config.eval_splits
+    policies = {"bc": before, "rl": after} | ({"rl_final": final} if final is not None else {})
     by_split = {name: {split: float(np.mean([rates[task][split] for task in tasks])) for split in splits}
-                for name, rates in (("bc", before), ("rl", after), ("rl_final", final))}
+                for name, rates in policies.items()}
     ood = [split for split in splits if split != "id"]
     groups = {split: [split] for split in splits} | ({"ood": ood} if ood else {})
     return success_table(by_split, config.recipe.eval_episodes * len(tasks), groups,
-                         {"rl_minus_bc": ("rl", "bc"), "rl_final_minus_bc": ("rl_final", "bc")})
+                         {f"{name}_minus_bc": (name, "bc") for name in policies if name != "bc"})
 
 
 def _improvement_points(before: EvalResults, after: EvalResults) -> dict[str, dict[str, float]]:
@@ -349,6 +357,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="extra processes sharing the before/after evaluations (about one per spare core)")
     parser.add_argument("--rl-processes", type=int, default=defaults.rl_processes,
                         help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
+    parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
+                        help="do not evaluate the last RL checkpoint on the test seeds when it is not the best")
     parser.add_argument("--bc-from-lerobot", action="store_true",
                         help="export the demonstrations as a LeRobot v3.0 dataset and train BC from it")
     args = parser.parse_args(argv)
@@ -356,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = ExperimentConfig(
             recipe=load_recipe(args.recipe), output_dir=args.output_dir, work_dir=args.work_dir,
             eval_splits=args.eval_splits, num_envs=args.num_envs, eval_workers=args.eval_workers,
-            rl_processes=args.rl_processes, bc_from_lerobot=args.bc_from_lerobot,
+            rl_processes=args.rl_processes, final_eval=args.final_eval, bc_from_lerobot=args.bc_from_lerobot,
         )
     except ValueError as error:
         parser.error(str(error))
