@@ -8,8 +8,8 @@ last set point while the arm tracks it, else the measured joints), the workspace
 follows the joint command as the one-point trajectory the node publishes (reached in one control period, linearly
 interpolated) and the gripper opening, and runs one control period of physics. An action the filter refuses (a
 non-finite value, or a command its last check rejects) commands nothing, as on the graph, where the node publishes
-nothing: the arm holds its set point for the step and ``info["refused"]`` is True. So a policy trained here runs on the graph with ``execute_steps: 1`` exactly
-as it ran here, safety filter included.
+nothing: the arm holds its set point for the step and ``info["refused"]`` is True. So a policy trained here runs on
+the graph with ``execute_steps: 1`` exactly as it ran here, safety filter included.
 
 Observation: ``{"image": (H, W, 3) uint8 front camera, "proprio": (8,) float32, "instruction": str}`` with proprio
 in :data:`PANDA_PROPRIOCEPTION_NAMES` order (the Panda's perception config: ``panda_joint1..7``, then the 2F-85's
