@@ -8,8 +8,9 @@ last set point while the arm tracks it, else the measured joints), the workspace
 follows the joint command as the one-point trajectory the node publishes (reached in one control period, linearly
 interpolated) and the gripper opening, and runs one control period of physics. An action the filter refuses (a
 non-finite value, or a command its last check rejects) commands nothing, as on the graph, where the node publishes
-nothing: the arm holds its set point for the step and ``info["refused"]`` is True. So a policy trained here runs on
-the graph with ``execute_steps: 1`` exactly as it ran here, safety filter included.
+nothing: the arm holds its set point for the step and ``info["refused"]`` is True. So each action takes the path one
+executed chunk row takes on the graph, safety filter included. (How many rows of a chunk run before the policy is
+asked again is the caller's: in-process rollouts run the whole chunk, the graph's safety filter ``execute_steps``.)
 
 Observation: ``{"image": (H, W, 3) uint8 front camera, "proprio": (8,) float32, "instruction": str}`` with proprio
 in :data:`PANDA_PROPRIOCEPTION_NAMES` order (the Panda's perception config: ``panda_joint1..7``, then the 2F-85's
