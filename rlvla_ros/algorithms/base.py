@@ -158,15 +158,16 @@ class Trainer(abc.ABC):
         """Train until ``context.steps`` are done or ``context.should_stop()``; return the final metrics."""
 
 
-def fresh_policy(config: TrainerConfig) -> Policy:
-    """A new policy of ``config.policy_type`` with the config's chunk and image size."""
+def fresh_policy(config: TrainerConfig, proprio_dim: int | None = None) -> Policy:
+    """A new policy of ``config.policy_type`` with the config's chunk and image size, for ``proprio_dim`` entries of
+    proprioception (None: the policy config's default, the tabletop arm's)."""
     policies = registered_policies()
     if config.policy_type not in policies:
         raise ValueError(f"unknown policy_type {config.policy_type!r}; registered: {sorted(policies)}")
-    policy_config = policies[config.policy_type].config_class(
-        chunk_size=config.chunk_size, image_size=config.image_size
-    )
-    return policies[config.policy_type](policy_config)
+    sizes = {"chunk_size": config.chunk_size, "image_size": config.image_size}
+    if proprio_dim is not None:
+        sizes["proprio_dim"] = proprio_dim
+    return policies[config.policy_type](policies[config.policy_type].config_class(**sizes))
 
 
 def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
@@ -236,13 +237,17 @@ class JobContext:
 
                 self._writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
 
-    def make_policy(self) -> Policy:
+    def make_policy(self, proprio_dim: int | None = None) -> Policy:
         """The start policy in train mode: ``config.init_checkpoint`` when set, else a fresh one; kept as
-        :attr:`policy`."""
+        :attr:`policy`. ``proprio_dim``, when given, is the proprio length of the job's data or environments: a
+        fresh policy is built for it, and a checkpoint made for another is a ValueError."""
         if self.config.init_checkpoint:
             policy = load_policy(self.config.init_checkpoint)
+            if proprio_dim is not None and policy.config.proprio_dim != proprio_dim:
+                raise ValueError(f"init_checkpoint {self.config.init_checkpoint} takes {policy.config.proprio_dim} "
+                                 f"proprio entries, the job's robot has {proprio_dim}")
         else:
-            policy = fresh_policy(self.config)
+            policy = fresh_policy(self.config, proprio_dim)
         self.policy = policy.train()
         return self.policy
 

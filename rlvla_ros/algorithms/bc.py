@@ -69,6 +69,14 @@ def load_episodes(paths: list, tasks: list[str]) -> list[EpisodeRecord]:
     return episodes
 
 
+def proprio_dim(episodes: list[EpisodeRecord]) -> int:
+    """The proprio length every episode shares; ValueError when they come from robots with different ones."""
+    dims = {episode.proprio.shape[1] for episode in episodes}
+    if len(dims) != 1:
+        raise ValueError(f"the episodes mix proprio lengths {sorted(dims)}: one policy learns one robot's")
+    return dims.pop()
+
+
 class _ChunkTargets:
     """Encoded observations with their recorded action chunks."""
 
@@ -102,7 +110,7 @@ class BcTrainer(Trainer):
         episodes = load_episodes(context.datasets, config.tasks)
         order = context.rng.permutation(len(episodes))
         num_val = max(1, round(config.val_fraction * len(episodes))) if config.val_fraction and len(episodes) > 1 else 0
-        policy = context.make_policy()
+        policy = context.make_policy(proprio_dim=proprio_dim(episodes))
         distributed.broadcast_parameters(policy)
         train = _ChunkTargets(policy, [episodes[i] for i in order[num_val:]], config.action_clip)
         val = _ChunkTargets(policy, [episodes[i] for i in order[:num_val]], config.action_clip) if num_val else None

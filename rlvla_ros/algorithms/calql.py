@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer
-from rlvla_ros.algorithms.bc import load_episodes
+from rlvla_ros.algorithms.bc import load_episodes, proprio_dim
 from rlvla_ros.algorithms.value import (
     ChunkQConfig,
     ChunkQFunction,
@@ -78,10 +78,10 @@ class CalQlTrainer(Trainer):
 
     def run(self, context: JobContext) -> dict[str, float]:
         config: CalQlConfig = context.config  # type: ignore[assignment]
-        policy = context.make_policy()
+        episodes = load_episodes(context.datasets, config.tasks)
+        policy = context.make_policy(proprio_dim=proprio_dim(episodes))
         if not isinstance(policy, FrozenEncoderPolicy):
             raise ValueError(f"calql trains a frozen_encoder policy, got {type(policy).__name__}")
-        episodes = load_episodes(context.datasets, config.tasks)
         transitions = ChunkTransitions.from_episodes(episodes, policy.features, policy.chunk_size, config.gamma)
         critic = ChunkQFunction(
             ChunkQConfig(

@@ -22,7 +22,8 @@ import torch
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig, progress_fraction
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import REWARD_MODES, SPLITS, TASKS
+from rlvla_ros.envs import family_of_tasks
+from rlvla_ros.sim import REWARD_MODES
 from rlvla_ros.training import distributed
 from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
 from rlvla_ros.training.rollout_workers import ParallelSimRollouts
@@ -113,14 +114,9 @@ class OnlineConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for task in self.tasks:
-            if task not in TASKS:
-                raise ValueError(f"unknown task {task!r}; expected some of {sorted(TASKS)}")
         if not self.tasks:
             raise ValueError("tasks must name at least one task")
-        for split in [self.train_split, *self.eval_splits]:
-            if split not in SPLITS:
-                raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        family_of_tasks(self.tasks, [self.train_split, *self.eval_splits])
         if not self.eval_splits:
             raise ValueError("eval_splits must name at least one split")
         if self.rollout_workers < 0:
@@ -205,7 +201,7 @@ class OnlineTrainer(Trainer):
     def start_policy(self, context: JobContext) -> Policy:
         """The policy to fine-tune, with the parts the config keeps fixed frozen."""
         config: OnlineConfig = context.config  # type: ignore[assignment]
-        policy = context.make_policy()
+        policy = context.make_policy(proprio_dim=len(family_of_tasks(config.tasks).proprio_names))
         if config.freeze_encoder and hasattr(policy, "freeze_encoder"):
             policy.freeze_encoder()
         if not config.learn_log_std and hasattr(policy, "freeze_log_std"):

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
-from rlvla_ros.algorithms.bc import load_episodes
+from rlvla_ros.algorithms.bc import load_episodes, proprio_dim
 from rlvla_ros.algorithms.value import ChunkTransitions
 from rlvla_ros.data import EpisodeRecord
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, register_policy
@@ -152,12 +152,12 @@ class RecapTrainer(Trainer):
 
     def run(self, context: JobContext) -> dict[str, float]:
         config: RecapConfig = context.config  # type: ignore[assignment]
-        policy = context.make_policy()
+        episodes = load_episodes(context.datasets, config.tasks)
+        policy = context.make_policy(proprio_dim=proprio_dim(episodes))
         if not isinstance(policy, AdvantageConditionedPolicy):
             if not isinstance(policy, FrozenEncoderPolicy):
                 raise ValueError(f"recap trains a frozen_encoder policy, got {type(policy).__name__}")
             policy = AdvantageConditionedPolicy.from_policy(policy)
-        episodes = load_episodes(context.datasets, config.tasks)
         transitions = ChunkTransitions.from_episodes(episodes, policy.plain_features, policy.chunk_size, config.gamma)
         generator = torch.Generator().manual_seed(config.seed)
         value_metrics = fit_value(policy, transitions, config, context, generator)

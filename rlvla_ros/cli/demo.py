@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
 from rlvla_ros.training.recipes import Recipe, load_recipe
-from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
+from rlvla_ros.training.statistics import success_table as intervals_table
 
 OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
 DIFFERENCES = {"rl_minus_bc": ("rl", "bc"), "steering_minus_rl": ("rl_steering", "rl")}
@@ -139,24 +139,7 @@ def success_table(by_split: dict[str, dict[str, float]], episodes: int) -> dict:
     """The table of :data:`TABLE_KEYS` from each policy's success rate per split (``episodes`` per split): rates with
     their 95 % intervals, and the differences RL - BC and RL+steering - RL with theirs. OOD pools the four ood_*
     splits (``4 * episodes`` episodes)."""
-    counts = {name: {"id": (successes_of(rates["id"], episodes), episodes),
-                     "ood": (sum(successes_of(rates[split], episodes) for split in OOD_SPLITS),
-                             episodes * len(OOD_SPLITS))}
-              for name, rates in by_split.items()}
-    table = {}
-    for name, splits in counts.items():
-        row = {split: round(successes / n, 3) for split, (successes, n) in splits.items()}
-        row["episodes"] = episodes
-        row.update({f"{split}_ci95": _rounded(wilson_interval(*splits[split])) for split in ("id", "ood")})
-        table[name] = row
-    for key, (a, b) in DIFFERENCES.items():
-        row = {}
-        for split in ("id", "ood"):
-            (successes_a, n_a), (successes_b, n_b) = counts[a][split], counts[b][split]
-            row[split] = round(successes_a / n_a - successes_b / n_b, 3)
-            row[f"{split}_ci95"] = _rounded(difference_interval(successes_a, n_a, successes_b, n_b))
-        table[key] = row
-    return table
+    return intervals_table(by_split, episodes, {"id": ["id"], "ood": list(OOD_SPLITS)}, DIFFERENCES)
 
 
 def format_table(results: dict) -> str:
@@ -176,10 +159,6 @@ def format_table(results: dict) -> str:
 def _format_interval(interval: list[float], signed: bool) -> str:
     low, high = interval
     return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.2f}, {high:.2f}]"
-
-
-def _rounded(interval: tuple[float, float]) -> list[float]:
-    return [round(bound, 3) for bound in interval]
 
 
 def _config_overrides(recipe: Recipe, **episode_manager) -> dict:

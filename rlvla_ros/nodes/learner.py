@@ -31,11 +31,11 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from rlvla_ros.action import FineTune
+from rlvla_ros.envs import ALL_SPLITS
 from rlvla_ros.msg import FineTuneStatus, Metric
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.worker import BackgroundCalls
-from rlvla_ros.sim import SPLITS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
 from rlvla_ros.training.graph_rollouts import GraphRolloutSource
 from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
@@ -77,8 +77,8 @@ class LearnerConfig:
         if not self.status_rate_hz > 0:
             raise ValueError(f"status_rate_hz must be > 0, got {self.status_rate_hz}")
         for split in self.eval_splits:
-            if split not in SPLITS:
-                raise ValueError(f"unknown eval split {split!r}; expected some of {SPLITS}")
+            if split not in ALL_SPLITS:
+                raise ValueError(f"unknown eval split {split!r}; expected some of {ALL_SPLITS}")
         if self.rollout_workers < 0 or self.num_threads < 1:
             raise ValueError("rollout_workers must be >= 0 and num_threads >= 1")
         if self.num_envs < 1 or self.eval_episodes < 1 or not self.graph_episode_timeout_s > 0:

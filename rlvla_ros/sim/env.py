@@ -33,7 +33,12 @@ from gymnasium import spaces
 from rlvla_ros.rewards.shaping import potential_shaping
 from rlvla_ros.sim.experts import Expert
 from rlvla_ros.sim.kinematics import ArmKinematics, EeDeltaConfig, EePose
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, GRIPPER_MAX_OPENING_M, TabletopSim
+from rlvla_ros.sim.tabletop_sim import (
+    ARM_JOINT_LIMITS_RAD,
+    GRIPPER_MAX_OPENING_M,
+    PROPRIOCEPTION_NAMES,
+    TabletopSim,
+)
 from rlvla_ros.sim.tasks import SPLITS, TASKS, Task
 
 ENV_ID = "rlvla/Tabletop-v0"
@@ -46,6 +51,8 @@ class TabletopEnv(gym.Env):
     """Language-conditioned tabletop manipulation; see the module docstring for spaces and scaling."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
+    proprio_names = PROPRIOCEPTION_NAMES
+    """The entries of the ``proprio`` observation."""
 
     def __init__(
         self,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rlvla_ros.envs import family_of_tasks
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import SPLITS, TASKS
 from rlvla_ros.training.rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
 
 EvalResults = dict[str, dict[str, float]]
@@ -13,13 +13,9 @@ EvalResults = dict[str, dict[str, float]]
 
 
 def evaluation_specs(tasks: Sequence[str], splits: Sequence[str], seeds: Sequence[int]) -> list[EpisodeSpec]:
-    """Every (task, split, seed) combination; unknown tasks or splits are a ValueError."""
-    for task in tasks:
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; expected one of {sorted(TASKS)}")
-    for split in splits:
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    """Every (task, split, seed) combination; unknown tasks or splits, or tasks of different robots, are a
+    ValueError."""
+    family_of_tasks(tasks, splits)
     if not seeds:
         raise ValueError("evaluation needs at least one seed")
     return [EpisodeSpec(task, split, int(seed)) for task in tasks for split in splits for seed in seeds]

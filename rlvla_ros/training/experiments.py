@@ -1,11 +1,13 @@
 """The experiment that shows online RL improves a BC policy: expert bag -> BC -> eval -> RL -> eval.
 
-1. Scripted-expert episodes (100 % success) of the chosen tasks are recorded into an MCAP bag with ``write_episode``.
-2. ``bc`` trains a fresh policy from the bag; the demo count and BC steps are kept small on purpose, so BC is
-   decent but imperfect.
+1. Scripted-expert episodes of the chosen tasks (the tabletop's or the Panda's, :mod:`rlvla_ros.envs`) are recorded
+   into an MCAP bag with ``write_episode`` (with ``--bc-from-lerobot`` also exported as a LeRobot v3.0 dataset).
+2. ``bc`` trains a fresh policy from the bag (or the LeRobot dataset: the same policy); the demo count and BC steps
+   are kept small on purpose, so BC is decent but imperfect.
 3. The BC policy is evaluated on every split (fixed seeds ``0 .. eval_episodes - 1``, deterministic actions).
 4. The recipe's RL algorithm (``ppo`` or ``grpo``) fine-tunes it online in simulation for ``rl_iterations``.
 5. The best RL checkpoint (by the periodic ID evaluation) is evaluated on the same seeds as the BC policy.
+6. Each rate gets its Wilson 95 % interval, RL - BC its Newcombe interval, per split and with the OOD splits pooled.
 
 Every setting that changes the numbers comes from a recipe (``config/recipes/<name>.yaml``, the same files `rlvla
 demo` and the learner service read); the command line only says where and how it runs. Writes ``results.json``
@@ -29,17 +31,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
-from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
+from rlvla_ros.data import BagWriter, EpisodeRecord, export_lerobot, write_episode
+from rlvla_ros.envs import family_of_tasks
 from rlvla_ros.policies import load_policy
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
 from rlvla_ros.training.curves import plot_learning_curves
 from rlvla_ros.training.evaluation import EvalResults, evaluate
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 from rlvla_ros.training.recipes import Recipe, load_recipe
+from rlvla_ros.training.rollout_workers import ParallelSimRollouts
+from rlvla_ros.training.statistics import success_table
 
 DEMO_SEED_START = 10_000
 """Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
@@ -56,21 +61,34 @@ class ExperimentConfig:
     """Where results.json and the PNG curves go (small files only)."""
     work_dir: str = "runs/experiment"
     """Where the demonstration bag and the BC / RL job folders (checkpoints, TensorBoard) go."""
-    eval_splits: list[str] = field(default_factory=lambda: list(SPLITS))
-    """Splits of the before/after evaluation."""
+    eval_splits: list[str] = field(default_factory=list)
+    """Splits of the before/after evaluation, ``id`` first; empty: every split of the recipe's robot."""
     num_envs: int = 16
     """Simulated environments the evaluation steps together (deterministic: it does not change the rates)."""
+    eval_workers: int = 0
+    """Extra processes that run a share of each before/after evaluation (deterministic: the rates stay the same)."""
     rl_processes: int = 1
     """Processes of the online RL job: above 1 it runs data-parallel under torchrun, each process collecting its
     own ``episodes_per_iteration`` rollouts on its own core."""
+    final_eval: bool = True
+    """Also evaluate the last RL checkpoint on the test seeds when it is not the best one; False saves that
+    evaluation (the table then has no ``rl_final`` row)."""
+    bc_from_lerobot: bool = False
+    """Export the demonstration bag as a LeRobot v3.0 dataset and train BC from that (the same policy as from the
+    bag: the export is lossless)."""
 
     def __post_init__(self) -> None:
-        if self.rl_processes < 1:
-            raise ValueError(f"rl_processes must be >= 1, got {self.rl_processes}")
+        if self.rl_processes < 1 or self.eval_workers < 0:
+            raise ValueError(f"rl_processes must be >= 1 and eval_workers >= 0, got {self.rl_processes} and "
+                             f"{self.eval_workers}")
+        family = family_of_tasks(self.recipe.tasks, self.eval_splits)
+        self.eval_splits = list(self.eval_splits or family.splits)
+        if self.eval_splits[0] != "id":
+            raise ValueError(f"eval_splits must start with id, got {self.eval_splits}")
 
 
 def scripted_episode(
-    env: TabletopEnv, task: str, split: str, seed: int, act: Callable[[TabletopEnv, int], np.ndarray], episode_id: str
+    env: gym.Env, task: str, split: str, seed: int, act: Callable[[gym.Env, int], np.ndarray], episode_id: str
 ) -> EpisodeRecord:
     """One episode driven by ``act(env, step)`` (e.g. the scripted expert), recorded as the graph would see it."""
     obs, _ = env.reset(seed=seed, options={"task": task, "split": split})
@@ -87,11 +105,11 @@ def scripted_episode(
     return EpisodeRecord.from_steps(
         observations, actions, rewards, episode_id=episode_id, successes=np.asarray(successes),
         task=task, split=split, seed=seed, termination_reason="success" if terminated else "timeout",
-        proprio_names=PROPRIOCEPTION_NAMES,
+        proprio_names=env.unwrapped.proprio_names,
     )
 
 
-def expert_episode(env: TabletopEnv, task: str, split: str, seed: int) -> EpisodeRecord:
+def expert_episode(env: gym.Env, task: str, split: str, seed: int) -> EpisodeRecord:
     """One scripted-expert episode."""
     return scripted_episode(env, task, split, seed, lambda env, step: env.expert_action(),
                             f"expert-{task}-{split}-{seed}")
@@ -103,7 +121,7 @@ def record_expert_bag(
     """Record ``num_demos`` expert episodes per task (ID split) into one MCAP bag under ``root``.
 
     Returns the bag path and the experts' success rate."""
-    env = TabletopEnv(task=None, image_size=image_size)
+    env = family_of_tasks(tasks).make(image_size)
     successes = []
     with BagWriter(root, prefix="expert") as writer:
         stamp_ns = time.time_ns()
@@ -133,12 +151,17 @@ def run_experiment(config: ExperimentConfig) -> dict:
     data_dir = work / "demos"
     shutil.rmtree(data_dir, ignore_errors=True)
     bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
+    bc_data = bag
+    if config.bc_from_lerobot:
+        bc_data = work / "demos-lerobot"
+        shutil.rmtree(bc_data, ignore_errors=True)
+        export_lerobot([bag], bc_data, robot_type=family_of_tasks(recipe.tasks).name)
     timings["record_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
     bc_steps, bc_overrides = recipe.job("bc")
     bc_trainer, bc_context = prepare_job(
-        JobRequest("bc", [str(bag)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
+        JobRequest("bc", [str(bc_data)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
     )
     bc_metrics = run_job(bc_trainer, bc_context)
     timings["bc_s"] = time.monotonic() - t0
@@ -166,7 +189,10 @@ def run_experiment(config: ExperimentConfig) -> dict:
     # The final weights too (with anneal_lr they are where the run settles; `best/` may be a noisy validation peak).
     # `best/` stays the reported result: it was chosen without the test seeds.
     best_step, final_step = _checkpoint_step(rl_checkpoint), _checkpoint_step(rl_dir / "latest")
-    final = after if final_step == best_step else _evaluate(rl_dir / "latest", config, seeds)
+    if final_step == best_step:
+        final = after
+    else:
+        final = _evaluate(rl_dir / "latest", config, seeds) if config.final_eval else None
 
     iterations = rl_history.get("rollout/success_rate", [])
     elapsed_s = dict(rl_history.get("time_s", []))
@@ -179,11 +205,15 @@ def run_experiment(config: ExperimentConfig) -> dict:
     results = {
         "config": asdict(config),
         "expert_success_rate": expert_success,
-        "demos": {"episodes_per_task": recipe.demo_episodes, "split": "id", "seeds": f"{DEMO_SEED_START}.."},
+        "demos": {"episodes_per_task": recipe.demo_episodes, "split": "id", "seeds": f"{DEMO_SEED_START}..",
+                  "bc_dataset": str(bc_data), "format": "lerobot v3.0" if config.bc_from_lerobot else "mcap bag"},
         "evaluation": {
             "seeds": f"0..{recipe.eval_episodes - 1}", "episodes_per_task_and_split": recipe.eval_episodes,
             "deterministic": True,
+            "intervals": "95 %: Wilson score for a rate, Newcombe hybrid score for a difference (independent "
+                         "samples: conservative for the shared seeds); ood pools the ood splits",
         },
+        "table": _table(before, after, final, config),
         "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve())},
         "rl": {
             "algorithm": recipe.rl_algorithm,
@@ -196,7 +226,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
             "best_eval_step": best_step,
             "periodic_eval": {"episodes": rl_config.eval_episodes, "curve": eval_curve},
             "final_checkpoint": {"step": final_step, "success": final,
-                                 "improvement_points": _improvement_points(before, final)},
+                                 "improvement_points": _improvement_points(before, final) if final else None},
         },
         "improvement_points": _improvement_points(before, after),
         "timings_s": timings,
@@ -210,7 +240,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
         out / f"{recipe.rl_algorithm}_success_curve.png",
         title=f"{recipe.rl_algorithm} from BC: success rates",
     )
-    _plot_comparison(before, after, config, out / "success_by_split.png")
+    _plot_comparison(results["table"], config, out / "success_by_split.png")
     return results
 
 
@@ -244,6 +274,19 @@ def _training_episodes(config, iterations: int, processes: int) -> str:
     return f"{iterations} iterations x {ranks}{config.episodes_per_iteration} episodes"
 
 
+def _table(before: EvalResults, after: EvalResults, final: EvalResults | None, config: ExperimentConfig) -> dict:
+    """Success rates of BC, RL (best) and RL (final, when evaluated) per split and pooled OOD, with their intervals,
+    and their differences from BC."""
+    tasks, splits = config.recipe.tasks, config.eval_splits
+    policies = {"bc": before, "rl": after} | ({"rl_final": final} if final is not None else {})
+    by_split = {name: {split: float(np.mean([rates[task][split] for task in tasks])) for split in splits}
+                for name, rates in policies.items()}
+    ood = [split for split in splits if split != "id"]
+    groups = {split: [split] for split in splits} | ({"ood": ood} if ood else {})
+    return success_table(by_split, config.recipe.eval_episodes * len(tasks), groups,
+                         {f"{name}_minus_bc": (name, "bc") for name in policies if name != "bc"})
+
+
 def _improvement_points(before: EvalResults, after: EvalResults) -> dict[str, dict[str, float]]:
     return {task: {split: 100.0 * (after[task][split] - rate) for split, rate in splits.items()}
             for task, splits in before.items()}
@@ -260,7 +303,14 @@ def _fresh(path: Path) -> Path:
 
 def _evaluate(checkpoint: Path, config: ExperimentConfig, seeds: list[int]) -> EvalResults:
     policy = load_policy(checkpoint)
-    return evaluate(policy, config.recipe.tasks, config.eval_splits, seeds, num_envs=config.num_envs)
+    if not config.eval_workers:
+        return evaluate(policy, config.recipe.tasks, config.eval_splits, seeds, num_envs=config.num_envs)
+    rollouts = ParallelSimRollouts(policy, config.num_envs, policy.config.image_size, config.eval_workers,
+                                   seed=config.recipe.seed)
+    try:
+        return evaluate(policy, config.recipe.tasks, config.eval_splits, seeds, rollouts=rollouts)
+    finally:
+        rollouts.close()
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -269,23 +319,23 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _plot_comparison(before: EvalResults, after: EvalResults, config: ExperimentConfig, path: Path) -> None:
+def _plot_comparison(table: dict, config: ExperimentConfig, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = config.eval_splits
-    x = np.arange(len(splits))
-    tasks = config.recipe.tasks
-    bc = [np.mean([before[t][s] for t in tasks]) * 100 for s in splits]
-    rl = [np.mean([after[t][s] for t in tasks]) * 100 for s in splits]
+    columns = [*config.eval_splits, *(["ood"] if "ood" in table["bc"] else [])]
+    x = np.arange(len(columns))
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.bar(x - 0.2, bc, 0.4, label="BC")
-    ax.bar(x + 0.2, rl, 0.4, label=f"BC + {config.recipe.rl_algorithm}")
-    ax.set_xticks(x, splits, fontsize=8)
-    ax.set_ylabel("success %")
+    for offset, (name, label) in zip((-0.2, 0.2), (("bc", "BC"), ("rl", f"BC + {config.recipe.rl_algorithm}"))):
+        rates = np.array([table[name][c] for c in columns]) * 100
+        intervals = np.array([table[name][f"{c}_ci95"] for c in columns]).T * 100
+        ax.bar(x + offset, rates, 0.4, yerr=[rates - intervals[0], intervals[1] - rates], capsize=3, label=label)
+    ax.set_xticks(x, columns, fontsize=8)
+    ax.set_ylabel("success % (95 % Wilson)")
     ax.set_ylim(0, 100)
+    tasks = config.recipe.tasks
     ax.set_title(f"{', '.join(tasks)}: {config.recipe.eval_episodes} episodes per split (seeds 0..)", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -300,22 +350,29 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="a recipe name in config/recipes/ or a YAML file (default: %(default)s)")
     parser.add_argument("--output-dir", default=defaults.output_dir)
     parser.add_argument("--work-dir", default=defaults.work_dir)
-    parser.add_argument("--eval-splits", nargs="+", default=list(SPLITS))
+    parser.add_argument("--eval-splits", nargs="+", default=[],
+                        help="id first (default: every split of the recipe's robot)")
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
+    parser.add_argument("--eval-workers", type=int, default=defaults.eval_workers,
+                        help="extra processes sharing the before/after evaluations (about one per spare core)")
     parser.add_argument("--rl-processes", type=int, default=defaults.rl_processes,
                         help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
+    parser.add_argument("--no-final-eval", dest="final_eval", action="store_false",
+                        help="do not evaluate the last RL checkpoint on the test seeds when it is not the best")
+    parser.add_argument("--bc-from-lerobot", action="store_true",
+                        help="export the demonstrations as a LeRobot v3.0 dataset and train BC from it")
     args = parser.parse_args(argv)
     try:
-        recipe = load_recipe(args.recipe)
+        config = ExperimentConfig(
+            recipe=load_recipe(args.recipe), output_dir=args.output_dir, work_dir=args.work_dir,
+            eval_splits=args.eval_splits, num_envs=args.num_envs, eval_workers=args.eval_workers,
+            rl_processes=args.rl_processes, final_eval=args.final_eval, bc_from_lerobot=args.bc_from_lerobot,
+        )
     except ValueError as error:
         parser.error(str(error))
-    config = ExperimentConfig(
-        recipe=recipe, output_dir=args.output_dir, work_dir=args.work_dir, eval_splits=args.eval_splits,
-        num_envs=args.num_envs, rl_processes=args.rl_processes,
-    )
     results = run_experiment(config)
     print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "timings_s")}, indent=2))
-    print(json.dumps({"bc": results["bc"]["success"], "rl": results["rl"]["success"]}, indent=2))
+    print(json.dumps(results["table"]))
     return 0
 
 

@@ -1,4 +1,7 @@
-"""In-process simulated rollouts: whole episodes in a batch of :class:`TabletopEnv` copies, one policy call per chunk.
+"""In-process simulated rollouts: whole episodes in a batch of environment copies, one policy call per chunk.
+
+The environments are those of the episodes' tasks (:mod:`rlvla_ros.envs`: the tabletop's or the Panda's), made on
+first use, ``num_envs`` per family.
 
 Each decision the policy (or a ``choose_chunk`` hook, e.g. test-time steering) answers the active environments'
 observations with one chunk (B, H, 5); every environment then executes the chunk's rows until it ends or the chunk
@@ -14,12 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
 from rlvla_ros.data.episodes import EpisodeRecord
+from rlvla_ros.envs import EnvFamily, family_of
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, TabletopEnv
 
 ChooseChunk = Callable[[dict[str, Any]], np.ndarray]
 """Hook that picks the chunk to execute: observation batch -> (B, H, 5) actions (log-probs are then unknown)."""
@@ -30,7 +34,7 @@ class EpisodeSpec:
     """Which episode to run: the environment seed fixes the initial state, so equal specs start identically."""
 
     task: str
-    """Task name (a key of ``TASKS``)."""
+    """Task name (one of ``rlvla_ros.envs.ALL_TASKS``)."""
     split: str
     """Evaluation split."""
     seed: int
@@ -49,8 +53,9 @@ def stack_observations(observations: Sequence[dict[str, Any]]) -> dict[str, Any]
 class _Recorder:
     """Steps of one running episode."""
 
-    def __init__(self, spec: EpisodeSpec, observation: dict[str, Any]) -> None:
+    def __init__(self, spec: EpisodeSpec, observation: dict[str, Any], proprio_names: tuple[str, ...]) -> None:
         self.spec = spec
+        self.proprio_names = proprio_names
         self.observations = [observation]
         self.actions: list[np.ndarray] = []
         self.rewards: list[float] = []
@@ -71,7 +76,7 @@ class _Recorder:
             split=self.spec.split,
             seed=self.spec.seed,
             termination_reason=self.reason,
-            proprio_names=PROPRIOCEPTION_NAMES,
+            proprio_names=self.proprio_names,
         )
 
 
@@ -83,16 +88,26 @@ class SimRollouts:
     ) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = num_envs
         self.image_size = image_size
-        self.envs = [TabletopEnv(task=None, image_size=image_size, reward_mode=reward_mode) for _ in range(num_envs)]
+        self.reward_mode = reward_mode
+        self.envs: dict[str, list[gym.Env]] = {}
+        """Each family's environments (by family name), made when its first episode comes."""
         self._ids = itertools.count()
         self.id_prefix = id_prefix
         """Start of the episode ids (``<prefix>-<task>-<seed>-<n>``); distinct per process that runs episodes."""
 
     def close(self) -> None:
         """Release the renderers."""
-        for env in self.envs:
-            env.close()
+        for envs in self.envs.values():
+            for env in envs:
+                env.close()
+        self.envs = {}
+
+    def _family_envs(self, family: EnvFamily) -> list[gym.Env]:
+        if family.name not in self.envs:
+            self.envs[family.name] = [family.make(self.image_size, self.reward_mode) for _ in range(self.num_envs)]
+        return self.envs[family.name]
 
     def run(
         self,
@@ -103,25 +118,36 @@ class SimRollouts:
         temperature: float = 1.0,
         choose_chunk: ChooseChunk | None = None,
     ) -> list[EpisodeRecord]:
-        """Run every spec to its end (success or the task's step limit); episodes in ``specs`` order."""
-        episodes: list[EpisodeRecord] = []
-        for start in range(0, len(specs), len(self.envs)):
-            wave = specs[start : start + len(self.envs)]
-            episodes += self._run_wave(policy, wave, deterministic, temperature, choose_chunk)
-        return episodes
+        """Run every spec to its end (success or the task's step limit), in waves of ``num_envs`` episodes of one
+        environment family; episodes in ``specs`` order."""
+        by_family: dict[str, list[int]] = {}
+        for index, spec in enumerate(specs):
+            by_family.setdefault(family_of(spec.task).name, []).append(index)
+        episodes: dict[int, EpisodeRecord] = {}
+        for indices in by_family.values():
+            family = family_of(specs[indices[0]].task)
+            envs = self._family_envs(family)
+            for start in range(0, len(indices), len(envs)):
+                wave = indices[start : start + len(envs)]
+                records = self._run_wave(policy, envs, family, [specs[i] for i in wave], deterministic, temperature,
+                                         choose_chunk)
+                episodes.update(zip(wave, records))
+        return [episodes[i] for i in range(len(specs))]
 
     def _run_wave(
         self,
         policy: Policy,
+        envs: list[gym.Env],
+        family: EnvFamily,
         specs: Sequence[EpisodeSpec],
         deterministic: bool,
         temperature: float,
         choose_chunk: ChooseChunk | None,
     ) -> list[EpisodeRecord]:
         recorders = []
-        for env, spec in zip(self.envs, specs):
+        for env, spec in zip(envs, specs):
             observation, _ = env.reset(seed=spec.seed, options={"task": spec.task, "split": spec.split})
-            recorders.append(_Recorder(spec, observation))
+            recorders.append(_Recorder(spec, observation, family.proprio_names))
         while active := [i for i, rec in enumerate(recorders) if not rec.done]:
             batch = stack_observations([recorders[i].observations[-1] for i in active])
             if choose_chunk is not None:
@@ -132,11 +158,11 @@ class SimRollouts:
                     out = policy.predict(batch, deterministic=deterministic, temperature=temperature)
                 chunks, log_probs = out.actions.cpu().numpy(), out.log_probs.cpu().numpy()
             for row, i in enumerate(active):
-                self._execute(self.envs[i], recorders[i], chunks[row], log_probs[row])
+                self._execute(envs[i], recorders[i], chunks[row], log_probs[row])
         return [rec.record(f"{self.id_prefix}-{rec.spec.task}-{rec.spec.seed}-{next(self._ids)}") for rec in recorders]
 
     @staticmethod
-    def _execute(env: TabletopEnv, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray) -> None:
+    def _execute(env: gym.Env, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray) -> None:
         for action, log_prob in zip(chunk, log_probs):
             observation, reward, terminated, truncated, info = env.step(action)
             rec.actions.append(action)

@@ -11,6 +11,7 @@ than a paired one. The paired interval needs per-seed outcomes, which evaluation
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
 Z_95 = 1.959963984540054
 """The standard normal quantile of 0.975."""
@@ -41,3 +42,35 @@ def difference_interval(successes_a: int, episodes_a: int, successes_b: int, epi
 def successes_of(rate: float, episodes: int) -> int:
     """The success count behind a rate measured on ``episodes`` episodes."""
     return round(rate * episodes)
+
+
+def success_table(by_split: Mapping[str, Mapping[str, float]], episodes: int, groups: Mapping[str, Sequence[str]],
+                  differences: Mapping[str, tuple[str, str]]) -> dict:
+    """Rates with their 95 % intervals, and differences with theirs.
+
+    ``by_split`` is each policy's success rate per split, measured on ``episodes`` episodes per split; ``groups``
+    names the columns, each pooling some splits (``{"id": ["id"], "ood": [every ood split]}``); ``differences``
+    maps a row name to the policies it subtracts (``{"rl_minus_bc": ("rl", "bc")}``). A policy's row has, per
+    column, the rate and ``<column>_ci95`` (Wilson), and ``episodes`` (per split); a difference's row the difference
+    and ``<column>_ci95`` (Newcombe)."""
+    counts = {name: {column: (sum(successes_of(rates[split], episodes) for split in splits), episodes * len(splits))
+                     for column, splits in groups.items()}
+              for name, rates in by_split.items()}
+    table: dict[str, dict] = {}
+    for name, columns in counts.items():
+        row: dict = {column: round(successes / n, 3) for column, (successes, n) in columns.items()}
+        row["episodes"] = episodes
+        row.update({f"{column}_ci95": _rounded(wilson_interval(*columns[column])) for column in groups})
+        table[name] = row
+    for key, (a, b) in differences.items():
+        row = {}
+        for column in groups:
+            (successes_a, n_a), (successes_b, n_b) = counts[a][column], counts[b][column]
+            row[column] = round(successes_a / n_a - successes_b / n_b, 3)
+            row[f"{column}_ci95"] = _rounded(difference_interval(successes_a, n_a, successes_b, n_b))
+        table[key] = row
+    return table
+
+
+def _rounded(interval: tuple[float, float]) -> list[float]:
+    return [round(bound, 3) for bound in interval]

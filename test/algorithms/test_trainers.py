@@ -201,3 +201,28 @@ def test_grpo_skips_the_update_when_every_group_is_uninformative(tmp_path, toy_s
     assert toy_source.collected == 3 * 2 * 4  # all sampling rounds were used looking for signal
     after = [p for p in policy.parameters() if p.requires_grad]
     assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_a_fresh_policy_takes_its_robots_proprioception_and_a_checkpoint_for_another_is_refused(
+        expert_bag, tmp_path):
+    from rlvla_ros.algorithms.bc import proprio_dim
+    from rlvla_ros.data import episodes_from_bag
+
+    episodes = episodes_from_bag(expert_bag)
+    assert proprio_dim(episodes) == 6  # the tabletop arm's 5 joints and gripper
+    panda_like = episodes[0]
+    panda_like.proprio = np.zeros((len(panda_like), 8), np.float32)
+    panda_like.proprio_names = ()
+    with pytest.raises(ValueError, match=r"mix proprio lengths \[6, 8\]"):
+        proprio_dim(episodes)
+
+    tabletop = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=TOY_IMAGE_SIZE))
+    tabletop.save_pretrained(tmp_path / "tabletop")
+    config = apply_overrides(ALGORITHMS["ppo"].config_class, {
+        "tasks": ["pick_cube"], "init_checkpoint": str(tmp_path / "tabletop")})
+    context = JobContext(config=config, output_dir=tmp_path / "ppo", steps=1, tensorboard=False)
+    with pytest.raises(ValueError, match="takes 6 proprio entries, the job's robot has 8"):
+        ALGORITHMS["ppo"]().start_policy(context)
+    fresh = apply_overrides(ALGORITHMS["ppo"].config_class, {"tasks": ["pick_cube"], "image_size": TOY_IMAGE_SIZE})
+    context = JobContext(config=fresh, output_dir=tmp_path / "fresh", steps=1, tensorboard=False)
+    assert ALGORITHMS["ppo"]().start_policy(context).config.proprio_dim == 8

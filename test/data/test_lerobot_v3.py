@@ -212,8 +212,7 @@ def test_bc_from_an_export_gives_the_same_policy_as_bc_from_the_bags(record_bags
     from rlvla_ros.policies import load_policy
     from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
-    six_joints = [dataclasses.replace(e, proprio=e.proprio[:, :6], proprio_names=PROPRIO_NAMES[:6]) for e in episodes]
-    bags = record_bags(six_joints)[0].parent  # the policy's proprioception has 6 entries
+    bags = record_bags(episodes)[0].parent
     root = tmp_path / "lerobot"
     export_lerobot([bags], root)
     overrides = "{image_size: 32, batch_size: 8, log_interval: 2, checkpoint_interval: 4, val_fraction: 0.25}"
@@ -222,7 +221,9 @@ def test_bc_from_an_export_gives_the_same_policy_as_bc_from_the_bags(record_bags
         torch.manual_seed(0)
         trainer, context = prepare_job(JobRequest("bc", [str(dataset)], 4, overrides), tmp_path / name)
         run_job(trainer, context)
-        weights.append(load_policy(tmp_path / name / "latest").state_dict())
+        policy = load_policy(tmp_path / name / "latest")
+        assert policy.config.proprio_dim == len(PROPRIO_NAMES)  # a fresh policy takes the data's proprioception
+        weights.append(policy.state_dict())
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key

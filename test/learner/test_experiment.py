@@ -47,5 +47,42 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
 
 
 def test_an_experiment_needs_at_least_one_rl_process(tmp_path):
-    with pytest.raises(ValueError, match="rl_processes must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="rl_processes must be >= 1 and eval_workers >= 0, got 0 and 0"):
         ExperimentConfig(recipe=load_recipe("demo_quick"), output_dir=str(tmp_path / "results"), rl_processes=0)
+
+
+def test_the_panda_experiment_trains_bc_from_a_lerobot_export_and_reports_intervals(tmp_path):
+    recipe = yaml.safe_load((RECIPES_DIR / "panda_pick_cube.yaml").read_text())
+    recipe.update(demo_episodes=2, image_size=32, bc_steps=4, rl_iterations=1, eval_episodes=1,
+                  rl_overrides={**RL_OVERRIDES["ppo"], "eval_episodes": 1, "num_envs": 2, "rollout_workers": 0})
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    config = ExperimentConfig(
+        recipe=load_recipe(str(tmp_path / "tiny.yaml")), output_dir=str(tmp_path / "results"),
+        work_dir=str(tmp_path / "work"), eval_splits=["id", "ood_lighting"], num_envs=2, eval_workers=1,
+        final_eval=False, bc_from_lerobot=True,
+    )
+    results = run_experiment(config)
+    assert results["expert_success_rate"] == 1.0
+    assert results["demos"]["format"] == "lerobot v3.0"
+    assert (tmp_path / "work" / "demos-lerobot" / "meta" / "info.json").is_file()
+    assert json.loads((tmp_path / "work" / "bc" / "best" / "config.json").read_text())["proprio_dim"] == 8
+    table = results["table"]
+    rates = {"bc": results["bc"]["success"], "rl": results["rl"]["success"]}
+    final = results["rl"]["final_checkpoint"]
+    # Without final_eval the last checkpoint is evaluated only when it is the best one (then it is the rl row).
+    last_is_best = final["step"] == results["rl"]["best_eval_step"]
+    assert ("rl_final" in table) == (final["success"] is not None) == last_is_best
+    for name, success in rates.items():
+        rate = success["pick_cube"]["id"]
+        assert table[name]["id"] == rate and table[name]["episodes"] == 1
+        assert set(table[name]) == {"id", "ood_lighting", "ood", "episodes", "id_ci95", "ood_lighting_ci95", "ood_ci95"}
+        assert table[name]["id_ci95"] == ([0.0, 0.793] if rate == 0 else [0.207, 1.0])  # Wilson, 1 episode
+    assert table["rl_minus_bc"]["id"] == table["rl"]["id"] - table["bc"]["id"]
+    assert json.loads((tmp_path / "results" / "results.json").read_text())["table"] == table
+
+
+def test_an_experiments_splits_belong_to_its_robot(tmp_path):
+    with pytest.raises(ValueError, match="unknown split 'ood_distractor' for the panda tasks"):
+        ExperimentConfig(recipe=load_recipe("panda_pick_cube"), eval_splits=["id", "ood_distractor"])
+    assert ExperimentConfig(recipe=load_recipe("panda_pick_cube")).eval_splits == [
+        "id", "ood_position", "ood_color", "ood_lighting"]

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
-from rlvla_ros.sim.panda.expert import PandaPickExpert, run_ee_delta_episode, run_episode, wilson_interval
+from rlvla_ros.envs import PandaPickCubeEnv
+from rlvla_ros.training.experiments import expert_episode
 
 ID_LOW, ID_HIGH = np.array([0.3, -0.15]), np.array([0.5, 0.15])
 
@@ -47,35 +47,33 @@ def test_colour_and_lighting_splits_change_only_the_look_and_id_restores_it(driv
         driver.reset(split="ood_weather", seed=1)
 
 
-@pytest.mark.parametrize("split, seeds", [("id", range(4)), ("ood_position", [0]), ("ood_color", [0]),
-                                          ("ood_lighting", [0])])
-def test_the_scripted_expert_picks_the_cube_by_gym_hils_predicate(driver, split, seeds):
-    expert = PandaPickExpert(driver)
-    for seed in seeds:
-        driver.reset(split=split, seed=seed)
-        assert not driver.is_success()
-        assert run_episode(driver, expert, seed, split)
-        assert expert.phase == "lift" and driver.episode.split == split
+@pytest.fixture(scope="module")
+def env():
+    panda = PandaPickCubeEnv(image_size=16)
+    yield panda
+    panda.close()
 
 
-def test_the_experts_ee_delta_actions_through_the_safety_filter_pick_the_cube(driver):
-    robot = load_robot_config(robot_config_path("panda"))
-    safety = ActionSafetyFilter(robot, make_kinematics(robot))
-    driver.reset(seed=0)
-    action = driver.expert_action()
+def test_the_experts_first_action_is_a_full_open_step_towards_the_cube(env):
+    env.reset(seed=0)
+    action = env.expert_action()
     assert action.shape == (5,) and action[4] == -1.0  # open while approaching
-    assert np.linalg.norm(action[:3]) == pytest.approx(1.0, abs=1e-6)  # a full 3 cm step towards the cube
-    for seed in (0, 1):
-        assert run_ee_delta_episode(driver, safety, seed)
+    assert np.linalg.norm(action[:3]) == pytest.approx(1.0, abs=1e-6)  # a full 3 cm step
+    pinch = env.safety.kinematics.forward(env.driver.sim.arm_targets()).position_m
+    above_cube = env.driver.sim.block_position() + [0.0, 0.0, 0.1]
+    np.testing.assert_allclose(action[:3], (above_cube - pinch) / np.linalg.norm(above_cube - pinch), atol=1e-5)
 
 
-def test_an_expert_that_never_closes_the_gripper_fails(driver, monkeypatch):
-    expert = PandaPickExpert(driver)
-    monkeypatch.setattr(driver, "set_gripper", lambda opening_m: None)  # the fingers stay open
-    assert not run_episode(driver, expert, 0, max_steps=60)
+@pytest.mark.parametrize("split, seeds", [("id", range(3)), ("ood_position", [0]), ("ood_color", [0]),
+                                          ("ood_lighting", [0])])
+def test_the_experts_actions_through_the_safety_filter_pick_the_cube(env, split, seeds):
+    for seed in seeds:
+        episode = expert_episode(env, "pick_cube", split, seed)
+        assert episode.success and episode.termination_reason == "success"
+        assert not episode.successes[:-1].any() and episode.rewards.sum() == 1.0
 
 
-def test_wilson_interval():
-    assert wilson_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-4)
-    assert wilson_interval(40, 50) == pytest.approx((0.6696, 0.8876), abs=1e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+def test_an_expert_that_never_closes_the_gripper_fails(env, monkeypatch):
+    monkeypatch.setattr(env.driver, "set_gripper", lambda opening_m: None)  # the fingers stay open
+    episode = expert_episode(env, "pick_cube", "id", 0)
+    assert not episode.success and episode.termination_reason == "timeout" and len(episode) == 100

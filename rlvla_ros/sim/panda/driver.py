@@ -17,6 +17,9 @@ PANDA_TASKS = {"pick_cube": "pick up the cube"}
 PANDA_SPLITS = SPLITS
 PANDA_MAX_STEPS = 100
 """gym-hil's PandaPickCube episode limit (control steps)."""
+PANDA_PROPRIOCEPTION_NAMES = PANDA_ARM_JOINT_NAMES + ("gripper_opening_m",)
+"""The policy's proprio on the Panda (config/robots/panda_nodes.yaml): the arm joints, then the 2F-85's knuckle angle
+(rad) under perception's gripper entry name."""
 
 
 class PandaDriver(SimDriver):

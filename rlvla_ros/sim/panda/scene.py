@@ -22,7 +22,9 @@ from rlvla_ros.sim.tabletop_sim import CameraIntrinsics, JointState
 PANDA_ARM_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
 """The arm joints as franka_description names them."""
 GRIPPER_JOINT_NAME = "robotiq_85_left_knuckle_joint"
-"""The 2F-85's driven joint as robotiq_description names it (0 open, 0.8 rad closed)."""
+"""The 2F-85's driven joint as robotiq_description names it (0 open, :data:`GRIPPER_CLOSED_RAD` closed)."""
+GRIPPER_CLOSED_RAD = 0.8
+"""The driven joint's angle with the fingers closed."""
 JOINT_NAMES = PANDA_ARM_JOINT_NAMES + (GRIPPER_JOINT_NAME,)
 GRIPPER_MAX_OPENING_M = 0.085
 """The 2F-85's stroke: gripper commands are openings in [0, this] m, like the Franka Hand's widths."""
