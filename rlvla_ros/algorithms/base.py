@@ -299,7 +299,7 @@ class JobContext:
 
     def write_curve(self) -> Path | None:
         """Rewrite the PNG learning curve from the logged scalars (atomically); None before anything was logged."""
-        from rlvla_ros.training.curves import plot_learning_curves
+        from rlvla_ros.rollouts.curves import plot_learning_curves
 
         self._last_curve_s = time.monotonic()
         if not self.write_files or not self.history:

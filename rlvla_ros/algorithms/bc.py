@@ -17,7 +17,7 @@ import torch
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
 from rlvla_ros.algorithms.policy_inputs import PolicyInputs
 from rlvla_ros.data import EpisodeRecord, OfflineDataset, dataset_episodes
-from rlvla_ros.training import distributed
+from rlvla_ros.rollouts import distributed
 
 
 @dataclass

@@ -45,8 +45,8 @@ from rlvla_ros.policies.base import (
 from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM, MiniLmSentenceEncoder, pretrained_mobilenet_v2
 from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
 from rlvla_ros.policies.steering import steering_hook
-from rlvla_ros.training.evaluation import EvalResults, evaluate
-from rlvla_ros.training.rollouts import SimRollouts
+from rlvla_ros.rollouts.evaluation import EvalResults, evaluate
+from rlvla_ros.rollouts.sim_rollouts import SimRollouts
 
 ENCODE_BATCH = 64
 """Images per frozen-encoder forward pass when caching dataset features."""

@@ -9,7 +9,7 @@
 4. run online RL (PPO from the BC policy) through the same service, and evaluate it;
 5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
    (the best of N sampled chunks by Q);
-6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.training.statistics`)
+6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.rollouts.statistics`)
    and, as the last line, the same table as one JSON object.
 
 Every setting comes from a recipe (``config/recipes/demo.yaml`` by default); the learner reads each job's settings
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
 from rlvla_ros.training.recipes import Recipe, load_recipe
-from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
+from rlvla_ros.rollouts.statistics import difference_interval, successes_of, wilson_interval
 
 OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
 DIFFERENCES = {"rl_minus_bc": ("rl", "bc"), "steering_minus_rl": ("rl_steering", "rl")}
@@ -235,7 +235,7 @@ def _sim_launch_file() -> Path:
 def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict[str, float]:
     """Success rate per split (averaged over tasks)."""
     from rlvla_ros.policies import load_policy
-    from rlvla_ros.training.evaluation import evaluate
+    from rlvla_ros.rollouts.evaluation import evaluate
 
     policy = load_policy(checkpoint)
     num_envs = min(16, recipe.eval_episodes)
@@ -247,7 +247,7 @@ def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
                                      recipe.steering_candidates)
     else:  # the steering hook is a closure in this process; plain evaluation shares the episodes with a worker
-        from rlvla_ros.training.rollout_workers import ParallelSimRollouts
+        from rlvla_ros.rollouts.workers import ParallelSimRollouts
 
         rollouts = ParallelSimRollouts(policy, num_envs, recipe.image_size, workers=1, seed=recipe.seed)
     try:

@@ -42,7 +42,7 @@ from rlvla_ros.launching.ros_node import (
     validate_node_name,
 )
 from rlvla_ros.launching.substitutions import SubstitutionError, Template, perform, split_command_line
-from rlvla_ros.ros.executables import find_executable
+from rlvla_ros.launching.executables import find_executable
 
 OUTPUT_MODES = ("screen", "log", "both")
 DEFAULT_SIGNAL_TIMEOUT_S = 5.0

@@ -13,7 +13,7 @@ across restarts. On each new best checkpoint after a successful evaluation the n
 
 Online jobs take their episodes from the in-process simulation (``rollout_source: sim``) or from the live graph
 (``rollout_source: graph``: ``observation``, ``executed_action``, ``reward`` and ``episode_event`` are joined into
-episodes, see :mod:`rlvla_ros.training.graph_rollouts`).
+episodes, see :mod:`rlvla_ros.ros.graph_rollouts`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.worker import BackgroundCalls
 from rlvla_ros.sim import SPLITS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
-from rlvla_ros.training.graph_rollouts import GraphRolloutSource
+from rlvla_ros.ros.graph_rollouts import GraphRolloutSource
 from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
 
 ROLLOUT_SOURCES = ("sim", "graph")

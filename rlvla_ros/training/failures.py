@@ -66,7 +66,7 @@ def episode_failure(env: TabletopEnv, task: str, split: str, seed: int, choose_c
 
 def policy_chunks(policy: Any) -> ChooseChunk:
     """The policy's deterministic chunk for one observation."""
-    from rlvla_ros.training.rollouts import stack_observations
+    from rlvla_ros.rollouts.sim_rollouts import stack_observations
 
     def choose(env: TabletopEnv, observation: dict[str, Any]) -> np.ndarray:
         with torch.no_grad():

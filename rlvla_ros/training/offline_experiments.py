@@ -42,8 +42,8 @@ from rlvla_ros.algorithms.value import ChunkQFunction, ValueTrainer, evaluate_wi
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
 from rlvla_ros.sim import TabletopEnv
-from rlvla_ros.training.curves import plot_learning_curves
-from rlvla_ros.training.evaluation import evaluate
+from rlvla_ros.rollouts.curves import plot_learning_curves
+from rlvla_ros.rollouts.evaluation import evaluate
 from rlvla_ros.training.experiments import expert_episode, scripted_episode
 from rlvla_ros.training.jobs import run_job
 

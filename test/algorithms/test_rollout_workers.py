@@ -6,8 +6,8 @@ import torch
 
 from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.algorithms.ppo import PpoConfig
-from rlvla_ros.training.rollout_workers import ParallelSimRollouts, changing_state
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts, changing_state
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
 
 SPECS = [EpisodeSpec("lift", "id", seed) for seed in (3, 4, 5)] + [EpisodeSpec("push", "ood_color", 6)]
 
@@ -95,7 +95,7 @@ def test_an_online_job_trains_on_the_episodes_of_every_process(tmp_path):
 
 
 def test_rollout_benchmark_reports_both_setups_and_their_ratio():
-    from rlvla_ros.training.rollout_benchmark import benchmark_rollouts
+    from rlvla_ros.rollouts.benchmark import benchmark_rollouts
 
     result = benchmark_rollouts(episodes=2, repeats=1, num_envs=1, image_size=32)
     one, parallel = result["one_process_env_steps_per_s"], result["with_1_workers_env_steps_per_s"]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
-from rlvla_ros.training.evaluation import evaluate, evaluation_specs
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.evaluation import evaluate, evaluation_specs
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
+from rlvla_ros.rollouts.statistics import difference_interval, successes_of, wilson_interval
 
 
 @pytest.mark.parametrize(("successes", "episodes", "expected"), [

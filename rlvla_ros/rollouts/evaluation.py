@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from rlvla_ros.policies import Policy
 from rlvla_ros.sim import SPLITS, TASKS
-from rlvla_ros.training.rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
+from rlvla_ros.rollouts.sim_rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
 
 EvalResults = dict[str, dict[str, float]]
 """``{task: {split: success_rate}}``."""

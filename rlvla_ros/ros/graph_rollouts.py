@@ -30,7 +30,7 @@ from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.policies import Policy
 from rlvla_ros.rewards.episode_book import UNCOUNTED_TERMINATIONS
-from rlvla_ros.training.rollouts import EpisodeSpec
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec
 
 _END = 1
 

@@ -5,7 +5,7 @@ out-of-range override, a dataset outside the learner's data root, a checkpoint t
 the wrong type or a non-finite one, ...): the graph must refuse each with a reason. :class:`MessageCase`s are
 published as they are (images of any size and encoding, joint states with NaN or 10 rad, chunks with NaN rows,
 trajectories to the driver): no reply, but nothing may die and nothing unsafe may reach the arm. Messages on topics
-that :class:`~rlvla_ros.ros.command_monitor.CommandMonitor` reads carry its ``INJECTED_FRAME_ID``.
+that :class:`~rlvla_ros.graph_bench.command_monitor.CommandMonitor` reads carry its ``INJECTED_FRAME_ID``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlvla_ros.algorithms import ALGORITHMS
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, Reward, TaskSuccess
-from rlvla_ros.ros.command_monitor import INJECTED_FRAME_ID
+from rlvla_ros.graph_bench.command_monitor import INJECTED_FRAME_ID
 from rlvla_ros.sim import SPLITS
 from rlvla_ros.sim.tasks import TASKS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, ResetEpisode, StartFineTune, StopFineTune
