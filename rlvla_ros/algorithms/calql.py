@@ -1,7 +1,7 @@
 """Conservative offline RL with a behaviour-cloning term: ConRFT's offline stage (Cal-QL critic + BC-regularised actor).
 
-The critic is a :class:`~rlvla_ros.algorithms.value.ChunkQFunction` on the policy's own frozen features, trained
-with :func:`~rlvla_ros.algorithms.value.conservative_critic_loss` (chunk TD bootstrapped from the actor's chunk at
+The critic is a :class:`~rlvla_ros.policies.chunk_q.ChunkQFunction` on the policy's own frozen features, trained
+with :func:`~rlvla_ros.algorithms.conservative_critic.conservative_critic_loss` (chunk TD bootstrapped from the actor's chunk at
 s_{t+H}, CQL regulariser with Cal-QL's Monte-Carlo lower bound on the actor's samples). The actor, a
 :class:`~rlvla_ros.policies.FrozenEncoderPolicy`, minimises ``-Q(s, a~pi) / mean|Q| + bc_weight * NLL(a_data)``:
 the Q term is reparameterised through the tanh-Gaussian and normalised as in TD3+BC so that ``bc_weight`` does not
@@ -18,15 +18,10 @@ import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.bc import load_episodes
-from rlvla_ros.algorithms.value import (
-    ChunkQConfig,
-    ChunkQFunction,
-    ChunkTransitions,
-    ConservativeCriticConfig,
-    conservative_critic_loss,
-    polyak_update,
-)
+from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.conservative_critic import ConservativeCriticConfig, conservative_critic_loss, polyak_update
 from rlvla_ros.policies import FrozenEncoderPolicy
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
 
 CRITIC_DIR = "critic"
 """Sub-directory of the job's output where the trained critic is saved."""

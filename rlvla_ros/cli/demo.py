@@ -241,7 +241,7 @@ def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict
     num_envs = min(16, recipe.eval_episodes)
     choose_chunk, rollouts = None, None
     if steering_model:
-        from rlvla_ros.algorithms.value import ChunkQFunction
+        from rlvla_ros.policies.chunk_q import ChunkQFunction
         from rlvla_ros.policies.steering import steering_hook
 
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),

@@ -14,7 +14,7 @@ that does not load (missing, not safetensors, another chunk size or input size) 
 weights stay.
 
 Test-time steering (``steering_candidates`` > 1 and a ``steering_model``): each observation gets that many chunks
-sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.algorithms.value.ChunkQFunction``)
+sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.policies.chunk_q.ChunkQFunction``)
 scores them, and the best one is published (its log-prob under the policy, its Q-value as the value). The weights
 never change; a hot-swapped policy is steered by the same Q-function.
 """
@@ -30,10 +30,9 @@ import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
-from rlvla_ros.algorithms.value import ChunkQFunction
 from rlvla_ros.msg import ActionChunk, Observation
-from rlvla_ros.policies import steering
-from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies
+from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies, steering
+from rlvla_ros.policies.chunk_q import ChunkQFunction
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node

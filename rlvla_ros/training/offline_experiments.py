@@ -38,12 +38,13 @@ from rlvla_ros.algorithms.base import JobContext, Trainer, apply_overrides
 from rlvla_ros.algorithms.bc import BcTrainer
 from rlvla_ros.algorithms.calql import CRITIC_DIR, CalQlTrainer
 from rlvla_ros.algorithms.recap import RecapTrainer
-from rlvla_ros.algorithms.value import ChunkQFunction, ValueTrainer, evaluate_with_steering
+from rlvla_ros.algorithms.value import ValueTrainer
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
+from rlvla_ros.policies.chunk_q import ChunkQFunction
 from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.rollouts.curves import plot_learning_curves
-from rlvla_ros.rollouts.evaluation import evaluate
+from rlvla_ros.rollouts.evaluation import evaluate, evaluate_with_steering
 from rlvla_ros.training.experiments import expert_episode, scripted_episode
 from rlvla_ros.training.jobs import run_job
 

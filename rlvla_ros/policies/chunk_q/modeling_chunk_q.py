@@ -1,0 +1,151 @@
+"""Action-chunk Q-function ``Q(s, a_chunk)``: ranks the chunks a policy proposes (test-time steering, V-GPS / Hume)
+and is the critic of offline RL (``calql``).
+
+:class:`ChunkQFunction` is an ensemble of MLP critics on the frozen perception features of
+:class:`~rlvla_ros.policies.FrozenEncoderPolicy` (MobileNetV2 image features, MiniLM instruction embedding, proprio)
+and a flattened ``(H, 5)`` ``ee_delta`` chunk. It is saved like a policy (``config.json`` + ``model.safetensors``,
+frozen encoders left out) but is not one: it only scores chunks that a policy proposes. The trainers that fit it are
+``value`` (:mod:`rlvla_ros.algorithms.value`) and ``calql`` (:mod:`rlvla_ros.algorithms.calql`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from rlvla_ros.policies.base import (
+    ACTION_DIM,
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    ObsBatch,
+    load_safetensors_strict,
+    read_config_json,
+    write_dir_atomically,
+)
+from rlvla_ros.policies.chunk_q.configuration_chunk_q import ChunkQConfig
+from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM, MiniLmSentenceEncoder, pretrained_mobilenet_v2
+from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` MLPs ``Q_k(features, chunk)``; each embeds the observation once and reuses it per chunk."""
+
+    def __init__(self, feature_dim: int, chunk_size: int, hidden_size: int, num_layers: int, num_critics: int):
+        super().__init__()
+        self.chunk_dim = chunk_size * ACTION_DIM
+        self.trunks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden_size), nn.LayerNorm(hidden_size),
+                          nn.ReLU())
+            for _ in range(num_critics)
+        )
+        self.heads = nn.ModuleList(self._head(hidden_size, num_layers) for _ in range(num_critics))
+
+    def _head(self, hidden_size: int, num_layers: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        width = hidden_size + self.chunk_dim
+        for _ in range(num_layers - 1):
+            layers += [nn.Linear(width, hidden_size), nn.LayerNorm(hidden_size), nn.ReLU()]
+            width = hidden_size
+        return nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """Q-values (K, B, ...) of chunks (B, ..., H, 5) at features (B, F): one chunk or several per state."""
+        if chunks.shape[0] != features.shape[0] or chunks.shape[-1] != ACTION_DIM:
+            raise ValueError(f"chunks {tuple(chunks.shape)} do not match features {tuple(features.shape)}")
+        flat = chunks.reshape(*chunks.shape[:-2], chunks.shape[-2] * ACTION_DIM)
+        if flat.shape[-1] != self.chunk_dim:
+            raise ValueError(f"chunks must have {self.chunk_dim // ACTION_DIM} steps, got {chunks.shape[-2]}")
+        values = []
+        for trunk, head in zip(self.trunks, self.heads, strict=True):
+            embedded = trunk(features)
+            embedded = embedded.view(len(features), *([1] * (flat.ndim - 2)), -1).expand(*flat.shape[:-1], -1)
+            values.append(head(torch.cat([embedded, flat], dim=-1)).squeeze(-1))
+        return torch.stack(values)
+
+
+class ChunkQFunction(nn.Module):
+    """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features; see the module docstring."""
+
+    frozen_prefixes = ("image_encoder.", "text_encoder.")
+
+    def __init__(self, config: ChunkQConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.image_encoder = pretrained_mobilenet_v2().requires_grad_(False)
+        self.text_encoder = MiniLmSentenceEncoder()
+        feature_dim = FEATURE_DIM + EMBEDDING_DIM + config.proprio_dim
+        self.critics = CriticEnsemble(
+            feature_dim, config.chunk_size, config.hidden_size, config.num_layers, config.num_critics
+        )
+
+    def train(self, mode: bool = True) -> ChunkQFunction:
+        """Train mode for the critics only: the frozen encoders stay in eval mode."""
+        super().train(mode)
+        self.image_encoder.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the critics."""
+        return next(self.critics.parameters()).device
+
+    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
+        """Frozen features (B, 1280 + 384 + P), the same as ``FrozenEncoderPolicy.features`` at this image size."""
+        batch_size(obs_batch)
+        with torch.no_grad():
+            pixels = image_tensor(obs_batch["image"], self.config.image_size, self.device)
+            image = self.image_encoder.embed(self.image_encoder.normalize(pixels))
+            text = self.text_encoder(list(obs_batch["instruction"]))
+        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, self.device)
+        return torch.cat([image, text, proprio], dim=-1)
+
+    def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """Ensemble Q-values (K, B, ...) of chunks (B, ..., H, 5) at precomputed :meth:`features` (B, F)."""
+        return self.critics(features, chunks)
+
+    def score(self, obs: dict[str, Any], candidates: torch.Tensor) -> torch.Tensor:
+        """Conservative (ensemble-minimum) Q (n,) of candidate chunks (n, H, 5) for one unbatched observation."""
+        single = {
+            "image": np.asarray(obs["image"])[None],
+            "proprio": np.asarray(obs["proprio"], dtype=np.float32)[None],
+            "instruction": [obs["instruction"]],
+        }
+        with torch.no_grad():
+            features = self.features(single)
+            chunks = torch.as_tensor(candidates, dtype=torch.float32, device=self.device)[None]
+            return self(features, chunks).amin(0)[0]
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (critics only) atomically into ``directory``."""
+        state = {
+            name: tensor.detach().clone().contiguous().cpu()
+            for name, tensor in self.state_dict().items()
+            if not name.startswith(self.frozen_prefixes)
+        }
+
+        def write(tmp: Path) -> None:
+            (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+
+        write_dir_atomically(Path(directory), write)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> ChunkQFunction:
+        """Rebuild from a :meth:`save_pretrained` directory (safetensors only), in eval mode."""
+        directory = Path(directory)
+        config = ChunkQConfig.from_dict(read_config_json(directory))
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}")
+        model = cls(config)
+        missing, unexpected = model.load_state_dict(load_safetensors_strict(weights), strict=False)
+        missing = [name for name in missing if not name.startswith(cls.frozen_prefixes)]
+        if missing or unexpected:
+            raise ValueError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
+        return model.to(device).eval()
