@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data import EpisodeRecord, discounted_returns
-from rlvla_ros.policies.base import ACTION_DIM, ObsBatch
+from rlvla_ros.policies.base import ObsBatch
 
 ENCODE_BATCH = 64
 """Images per frozen-encoder forward pass when caching dataset features."""

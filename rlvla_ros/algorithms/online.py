@@ -20,18 +20,14 @@ import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig, progress_fraction
+from rlvla_ros.contract import SPLITS, TRAIN_SEED_RANGE, VALIDATION_SEED_START
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import REWARD_MODES, SPLITS, TASKS
 from rlvla_ros.rollouts import distributed
 from rlvla_ros.rollouts.evaluation import evaluate, mean_over_tasks
-from rlvla_ros.rollouts.workers import ParallelSimRollouts
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
-
-TRAIN_SEED_RANGE = (1_000_000, 2**31 - 1)
-"""Training episodes draw their seeds here; reported tests use 0.., recorded demonstrations are free to use 10_000.."""
-VALIDATION_SEED_START = 5_000
-"""Periodic evaluations (checkpoint selection) use seeds from here."""
+from rlvla_ros.rollouts.workers import ParallelSimRollouts
+from rlvla_ros.sim import REWARD_MODES, TASKS
 
 
 class RolloutSource(Protocol):

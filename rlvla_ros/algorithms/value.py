@@ -18,8 +18,9 @@ from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.bc import load_episodes
 from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
 from rlvla_ros.algorithms.conservative_critic import ConservativeCriticConfig, conservative_critic_loss, polyak_update
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data import EpisodeRecord
-from rlvla_ros.policies import ACTION_DIM, Policy
+from rlvla_ros.policies import Policy
 from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
 
 

@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
-from rlvla_ros.training.recipes import Recipe, load_recipe
+from rlvla_ros.contract import DEMO_SEED_START
 from rlvla_ros.rollouts.statistics import difference_interval, successes_of, wilson_interval
+from rlvla_ros.training.recipes import Recipe, load_recipe
 
 OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
 DIFFERENCES = {"rl_minus_bc": ("rl", "bc"), "steering_minus_rl": ("rl_steering", "rl")}
@@ -206,7 +207,7 @@ def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
     episodes = recipe.demo_episodes * len(recipe.tasks)
     # Demonstration seeds 10000.. stay clear of the evaluation seeds 0.. and the RL training seeds.
     config_dir = write_config_overlay(out / "config_expert", _config_overrides(
-        recipe, num_episodes=episodes, base_seed=10_000))
+        recipe, num_episodes=episodes, base_seed=DEMO_SEED_START))
     launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
         config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
         bag_dir=str(out / "bags" / "expert")), out / "logs" / "expert_graph.log")

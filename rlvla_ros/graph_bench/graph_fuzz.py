@@ -23,9 +23,9 @@ from rcl_interfaces.msg import Parameter
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import parameter_value_to_python as parameter_value
 
-from rlvla_ros.launching.background import BackgroundLaunch
 from rlvla_ros.graph_bench.command_monitor import CommandMonitor
 from rlvla_ros.graph_bench.fuzz_cases import REPEAT_PERIOD_S, MessageCase, ParameterCase, ServiceCase, graph_cases
+from rlvla_ros.launching.background import BackgroundLaunch
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.param_files import package_config_dir, write_config_overlay
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 
-BASE_SEED = 10_000
-"""The demonstration seeds of `rlvla demo`."""
+from rlvla_ros.contract import DEMO_SEED_START
 
 
 def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "lift") -> dict:
@@ -55,7 +54,7 @@ def _graph_run(config, episodes: int, out: Path) -> tuple[dict, int, float]:
     from rlvla_ros.ros.param_files import write_config_overlay
 
     config_dir = write_config_overlay(out / "config", _config_overrides(
-        config, num_episodes=episodes, base_seed=BASE_SEED))
+        config, num_episodes=episodes, base_seed=DEMO_SEED_START))
     launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
         config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
         bag_dir=str(out / "bags")), out / "graph.log")

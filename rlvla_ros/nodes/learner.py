@@ -31,13 +31,13 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from rlvla_ros.action import FineTune
+from rlvla_ros.contract import SPLITS, VALIDATION_SEED_START
 from rlvla_ros.msg import FineTuneStatus, Metric
+from rlvla_ros.ros.graph_rollouts import GraphRolloutSource
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.worker import BackgroundCalls
-from rlvla_ros.sim import SPLITS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
-from rlvla_ros.ros.graph_rollouts import GraphRolloutSource
 from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
 
 ROLLOUT_SOURCES = ("sim", "graph")
@@ -65,7 +65,7 @@ class LearnerConfig:
     eval_splits: list[str] = field(default_factory=lambda: ["id"], metadata={
         "description": "splits online jobs evaluate on; the first scores checkpoints"})
     eval_episodes: int = field(default=16, metadata={
-        "description": "evaluation episodes per task and split of online jobs (validation seeds 5000..)"})
+        "description": f"evaluation episodes per task and split of online jobs (validation seeds {VALIDATION_SEED_START}..)"})
     graph_episode_timeout_s: float = field(default=120.0, metadata={
         "description": "graph source: give up waiting for an episode's missing messages after this long"})
 

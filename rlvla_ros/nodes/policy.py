@@ -30,8 +30,9 @@ import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.msg import ActionChunk, Observation
-from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies, steering
+from rlvla_ros.policies import Policy, PolicyOutput, load_policy, registered_policies, steering
 from rlvla_ros.policies.chunk_q import ChunkQFunction
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
@@ -42,7 +43,6 @@ from rlvla_ros.srv import LoadCheckpoint
 
 FRESH_MODELS = ("film_keypoints", "frozen_encoder", "token_vla")
 """Policy types the node can build untrained (the others need a base checkpoint)."""
-ACTION_SPACE = "ee_delta"
 
 
 @dataclass

@@ -11,7 +11,6 @@ way, but not a policy (it does not act), so :func:`load_policy` does not load it
 from rlvla_ros.policies.adapter import LlavaActionAdapter, LlavaAdapterConfig
 from rlvla_ros.policies.advantage_conditioned import AdvantageConditionedConfig, AdvantageConditionedPolicy
 from rlvla_ros.policies.base import (
-    ACTION_DIM,
     Policy,
     PolicyConfig,
     PolicyOutput,
@@ -25,7 +24,6 @@ from rlvla_ros.policies.frozen_encoder import FrozenEncoderConfig, FrozenEncoder
 from rlvla_ros.policies.token_vla import TokenVla, TokenVlaConfig
 
 __all__ = [
-    "ACTION_DIM",
     "AdvantageConditionedConfig",
     "AdvantageConditionedPolicy",
     "ChunkQConfig",

@@ -28,8 +28,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-ACTION_DIM = 5
-"""Length of one ``ee_delta`` action: ``[dx, dy, dz, dyaw, gripper]``."""
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

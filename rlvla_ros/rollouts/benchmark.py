@@ -13,8 +13,8 @@ import time
 import torch
 
 from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
-from rlvla_ros.rollouts.workers import ParallelSimRollouts
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts
 
 
 def benchmark_rollouts(episodes: int = 48, repeats: int = 3, num_envs: int = 16, image_size: int = 64,

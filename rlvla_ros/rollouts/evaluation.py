@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import torch
 
+from rlvla_ros.contract import SPLITS
 from rlvla_ros.policies import Policy
 from rlvla_ros.policies.steering import ChunkScorer, steering_hook
 from rlvla_ros.rollouts.sim_rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
-from rlvla_ros.sim import SPLITS, TASKS
+from rlvla_ros.sim import TASKS
 
 EvalResults = dict[str, dict[str, float]]
 """``{task: {split: success_rate}}``."""

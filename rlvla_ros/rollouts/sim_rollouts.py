@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, TabletopEnv
+from rlvla_ros.sim import TabletopEnv
 
 ChooseChunk = Callable[[dict[str, Any]], np.ndarray]
 """Hook that picks the chunk to execute: observation batch -> (B, H, 5) actions (log-probs are then unknown)."""

@@ -2,8 +2,6 @@
 measured joint states and a watchdog."""
 
 from rlvla_ros.safety.action_filter import (
-    ACTION_DIM,
-    ACTION_SPACE,
     ActionSafetyFilter,
     FilterResult,
     SafeCommand,
@@ -15,8 +13,6 @@ from rlvla_ros.safety.robot_config import KinematicsConfig, RobotConfig, load_ro
 from rlvla_ros.safety.watchdog import Watchdog
 
 __all__ = [
-    "ACTION_DIM",
-    "ACTION_SPACE",
     "ActionSafetyFilter",
     "FilterResult",
     "JointStateFault",

@@ -11,9 +11,9 @@ from typing import Protocol
 import mujoco
 import numpy as np
 
+from rlvla_ros.contract import ARM_JOINT_NAMES
 from rlvla_ros.safety.robot_config import RobotConfig
 from rlvla_ros.sim.kinematics import ArmKinematics, EePose, yaw_rotation
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES
 
 
 class Kinematics(Protocol):

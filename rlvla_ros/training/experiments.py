@@ -33,16 +33,14 @@ import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
+from rlvla_ros.contract import DEMO_SEED_START, PROPRIOCEPTION_NAMES, SPLITS
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, SPLITS, TabletopEnv
 from rlvla_ros.rollouts.curves import plot_learning_curves
 from rlvla_ros.rollouts.evaluation import EvalResults, evaluate
+from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 from rlvla_ros.training.recipes import Recipe, load_recipe
-
-DEMO_SEED_START = 10_000
-"""Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
 
 
 @dataclass

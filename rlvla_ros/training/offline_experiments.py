@@ -39,16 +39,16 @@ from rlvla_ros.algorithms.bc import BcTrainer
 from rlvla_ros.algorithms.calql import CRITIC_DIR, CalQlTrainer
 from rlvla_ros.algorithms.recap import RecapTrainer
 from rlvla_ros.algorithms.value import ValueTrainer
+from rlvla_ros.contract import OFFLINE_SETUP_SEED_START
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
 from rlvla_ros.policies.chunk_q import ChunkQFunction
-from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.rollouts.curves import plot_learning_curves
 from rlvla_ros.rollouts.evaluation import evaluate, evaluate_with_steering
+from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.training.experiments import expert_episode, scripted_episode
 from rlvla_ros.training.jobs import run_job
 
-SETUP_SEED_START = 30_000
 FAILURES = ("no_grasp", "drop", "stall")
 RESULTS_DIR = Path(__file__).resolve().parent
 
@@ -118,7 +118,7 @@ def record_mixed_bags(config: OfflineExperimentConfig, root: Path) -> dict:
     env = TabletopEnv(task=None, image_size=config.image_size)
     rng = np.random.default_rng(config.seed)
     stats: dict = {}
-    setups = range(SETUP_SEED_START, SETUP_SEED_START + config.num_setups)
+    setups = range(OFFLINE_SETUP_SEED_START, OFFLINE_SETUP_SEED_START + config.num_setups)
     with BagWriter(root, prefix="expert") as writer:
         stamp_ns = time.time_ns()
         outcomes = []
@@ -182,7 +182,7 @@ def run_experiment(config: OfflineExperimentConfig) -> dict:
         contexts[name] = run_trainer(trainer, overrides, datasets, steps, work / name)
         timings[f"{name}_s"] = time.monotonic() - t0
 
-    setup_seeds = list(range(SETUP_SEED_START, SETUP_SEED_START + config.num_setups))
+    setup_seeds = list(range(OFFLINE_SETUP_SEED_START, OFFLINE_SETUP_SEED_START + config.num_setups))
     held_out_seeds = list(range(config.eval_episodes))
     success: dict[str, float] = {}
     held_out: dict[str, float] = {}

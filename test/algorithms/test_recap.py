@@ -137,4 +137,3 @@ def test_trainer_imitates_the_successful_half_of_contradicting_data(tmp_path):
     assert trained.predict(obs, deterministic=True).actions.mean().item() > 0.6
     trained.config.inference_indicator = NOT_POSITIVE
     assert trained.predict(obs, deterministic=True).actions.mean().item() < -0.6
-

@@ -6,8 +6,8 @@ import torch
 
 from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.algorithms.ppo import PpoConfig
-from rlvla_ros.rollouts.workers import ParallelSimRollouts, changing_state
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts, changing_state
 
 SPECS = [EpisodeSpec("lift", "id", seed) for seed in (3, 4, 5)] + [EpisodeSpec("push", "ood_color", 6)]
 

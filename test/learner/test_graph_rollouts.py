@@ -9,9 +9,9 @@ from sensor_msgs.msg import Image
 from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, Reward
-from rlvla_ros.srv import LoadCheckpoint
-from rlvla_ros.ros.graph_rollouts import EpisodeAssembler, GraphRolloutSource
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec
+from rlvla_ros.ros.graph_rollouts import EpisodeAssembler, GraphRolloutSource
+from rlvla_ros.srv import LoadCheckpoint
 
 LENGTH = 5
 

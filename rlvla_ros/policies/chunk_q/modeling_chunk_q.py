@@ -19,8 +19,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.policies.base import (
-    ACTION_DIM,
     CONFIG_NAME,
     WEIGHTS_NAME,
     ObsBatch,
