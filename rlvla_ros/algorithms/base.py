@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import yaml
 
-from rlvla_ros.policies import Policy, load_policy, registered_policies
+from rlvla_ros.policies import Policy, load_policy, new_policy
 from rlvla_ros.policies.base import write_dir_atomically
 
 TRAINER_STATE_NAME = "trainer_state.json"
@@ -158,17 +158,6 @@ class Trainer(abc.ABC):
         """Train until ``context.steps`` are done or ``context.should_stop()``; return the final metrics."""
 
 
-def fresh_policy(config: TrainerConfig) -> Policy:
-    """A new policy of ``config.policy_type`` with the config's chunk and image size."""
-    policies = registered_policies()
-    if config.policy_type not in policies:
-        raise ValueError(f"unknown policy_type {config.policy_type!r}; registered: {sorted(policies)}")
-    policy_config = policies[config.policy_type].config_class(
-        chunk_size=config.chunk_size, image_size=config.image_size
-    )
-    return policies[config.policy_type](policy_config)
-
-
 def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
     """The fraction of a job done after ``step`` of ``steps`` and ``elapsed_s`` of a time budget (<= 0: none),
     whichever ends the job first, in [0, 1]."""
@@ -242,7 +231,8 @@ class JobContext:
         if self.config.init_checkpoint:
             policy = load_policy(self.config.init_checkpoint)
         else:
-            policy = fresh_policy(self.config)
+            policy = new_policy(self.config.policy_type, chunk_size=self.config.chunk_size,
+                                image_size=self.config.image_size)
         self.policy = policy.train()
         return self.policy
 

@@ -15,10 +15,10 @@ BENCHMARKS = {
                "per topic published/written/dropped by a recorder process: 224x224 rgb8 at 30 Hz, joint states at 100 Hz"),
     "rollouts": ("rlvla_ros.rollouts.benchmark", "benchmark_rollouts",
                  "simulated rollout env steps/s in one process and with one rollout worker process"),
-    "realtime": ("rlvla_ros.graph_bench.realtime_bench", "benchmark_realtime",
+    "realtime": ("rlvla_ros.cli.realtime_bench", "benchmark_realtime",
                  "the launched sim graph at 10 Hz with the policy in the loop for 60 s: sensor set -> command latency "
                  "p50/p99, missed control periods"),
-    "lockstep": ("rlvla_ros.graph_bench.lockstep_bench", "benchmark_lockstep",
+    "lockstep": ("rlvla_ros.cli.lockstep_bench", "benchmark_lockstep",
                  "the launched lock-step sim graph with the scripted expert, twice on the same seeds: graph steps/s "
                  "against the in-process env, identical episodes"),
     "fuzz": ("rlvla_ros.graph_bench.graph_fuzz", "benchmark_fuzz",

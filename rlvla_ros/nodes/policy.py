@@ -32,7 +32,7 @@ from rclpy.node import Node
 
 from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.msg import ActionChunk, Observation
-from rlvla_ros.policies import Policy, PolicyOutput, load_policy, registered_policies, steering
+from rlvla_ros.policies import Policy, PolicyOutput, load_policy, new_policy, steering
 from rlvla_ros.policies.chunk_q import ChunkQFunction
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
@@ -103,7 +103,8 @@ class PolicyNode(Node):
         self.config = config = declare_config(self, PolicyNodeConfig)
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
-        self._policy = self._load(config.checkpoint, running=None) if config.checkpoint else self._fresh_policy()
+        self._policy = (self._load(config.checkpoint, running=None) if config.checkpoint else new_policy(
+            config.model, chunk_size=config.horizon, image_size=config.image_size).to(config.device).eval())
         self._q_model = self._load_steering_model() if config.steering_candidates > 1 else None
         self._version = 0
         # Guards the (policy, version) pair: inference takes a consistent snapshot, the service swaps both at once.
@@ -121,11 +122,6 @@ class PolicyNode(Node):
             f"{'deterministic' if config.deterministic else f'temperature {config.temperature}'}, "
             f"{self._policy.config.image_size}px images, proprio of {self._policy.config.proprio_dim}"
             + (f", steered: best of {config.steering_candidates} by {config.steering_model}" if self._q_model else ""))
-
-    def _fresh_policy(self) -> Policy:
-        policy_class = registered_policies()[self.config.model]
-        config = policy_class.config_class(chunk_size=self.config.horizon, image_size=self.config.image_size)
-        return policy_class(config).to(self.config.device).eval()
 
     def _load(self, path: str, running: Policy | None) -> Policy:
         """A checkpoint's policy, checked against the horizon and against the inputs of the ``running`` one."""

@@ -52,6 +52,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.ros import moveit_kinematics  # noqa: F401 - registers the moveit kinematics backend
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS
 from rlvla_ros.ros.spinning import run_node

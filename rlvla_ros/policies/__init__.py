@@ -15,6 +15,7 @@ from rlvla_ros.policies.base import (
     PolicyConfig,
     PolicyOutput,
     load_policy,
+    new_policy,
     register_policy,
     registered_policies,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "TokenVla",
     "TokenVlaConfig",
     "load_policy",
+    "new_policy",
     "register_policy",
     "registered_policies",
 ]

@@ -98,6 +98,15 @@ def registered_policies() -> dict[str, type[Policy]]:
     return dict(_REGISTRY)
 
 
+def new_policy(policy_type: str, **config_fields: Any) -> Policy:
+    """A freshly initialised policy of a registered type, its config built from ``config_fields`` (e.g.
+    ``chunk_size``, ``image_size``; the others keep their defaults); ValueError for an unknown type."""
+    if policy_type not in _REGISTRY:
+        raise ValueError(f"unknown policy_type {policy_type!r}; registered: {sorted(_REGISTRY)}")
+    policy_class = _REGISTRY[policy_type]
+    return policy_class(policy_class.config_class(**config_fields))
+
+
 def read_config_json(directory: str | os.PathLike) -> dict[str, Any]:
     """Parsed ``config.json`` of a checkpoint directory."""
     path = Path(directory) / CONFIG_NAME

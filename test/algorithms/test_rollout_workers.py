@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.algorithms.ppo import PpoConfig
+from rlvla_ros.policies import new_policy
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
 from rlvla_ros.rollouts.workers import ParallelSimRollouts, changing_state
 
@@ -14,7 +14,7 @@ SPECS = [EpisodeSpec("lift", "id", seed) for seed in (3, 4, 5)] + [EpisodeSpec("
 
 @pytest.fixture(scope="module")
 def policy():
-    return fresh_policy(TrainerConfig(image_size=32)).eval()
+    return new_policy("frozen_encoder", image_size=32).eval()
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from rlvla_ros.algorithms import ALGORITHMS, apply_overrides, progress_fraction
-from rlvla_ros.algorithms.base import JobContext, TrainerConfig, fresh_policy
+from rlvla_ros.algorithms.base import JobContext
 from rlvla_ros.algorithms.online import run_progress
+from rlvla_ros.policies import new_policy
 from rlvla_ros.policies import load_policy
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
@@ -111,6 +112,8 @@ def test_ppo_target_kl_stops_the_epochs_of_an_iteration_early(tmp_path, toy_sour
     ("ppo", {"episodes_per_iteration": 8, "minibatch_size": 8}),
     ("grpo", {"group_size": 4, "groups_per_iteration": 2, "minibatch_size": 8}),
 ])
+
+
 def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_path, toy_source, algorithm, batch):
     learning_rates = {}
     for anneal in (False, True):
@@ -124,7 +127,7 @@ def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_pat
 
 def test_a_trainable_encoder_learns_at_its_scaled_learning_rate():
     config = apply_overrides(ALGORITHMS["ppo"].config_class, {"learning_rate": 1e-3, "encoder_lr_scale": 0.1})
-    policy = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=TOY_IMAGE_SIZE))
+    policy = new_policy("film_keypoints", image_size=TOY_IMAGE_SIZE)
     heads, encoder = ALGORITHMS["ppo"]().optimizer_for(policy, config).param_groups
     assert (heads["lr"], encoder["lr"]) == pytest.approx((1e-3, 1e-4))
     assert {id(p) for p in encoder["params"]} == {id(p) for p in policy.encoder_parameters()}

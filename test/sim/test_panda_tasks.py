@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from rlvla_ros.rollouts.panda_expert import main, run_ee_delta_episode
+from rlvla_ros.rollouts.statistics import wilson_interval
 from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
-from rlvla_ros.sim.panda.expert import PandaPickExpert, run_ee_delta_episode, run_episode, wilson_interval
+from rlvla_ros.sim.panda.expert import PandaPickExpert, run_episode
 
 ID_LOW, ID_HIGH = np.array([0.3, -0.15]), np.array([0.5, 0.15])
 
@@ -49,6 +51,8 @@ def test_colour_and_lighting_splits_change_only_the_look_and_id_restores_it(driv
 
 @pytest.mark.parametrize("split, seeds", [("id", range(4)), ("ood_position", [0]), ("ood_color", [0]),
                                           ("ood_lighting", [0])])
+
+
 def test_the_scripted_expert_picks_the_cube_by_gym_hils_predicate(driver, split, seeds):
     expert = PandaPickExpert(driver)
     for seed in seeds:
@@ -75,7 +79,9 @@ def test_an_expert_that_never_closes_the_gripper_fails(driver, monkeypatch):
     assert not run_episode(driver, expert, 0, max_steps=60)
 
 
-def test_wilson_interval():
+def test_the_expert_success_interval_is_wilsons_and_zero_episodes_are_refused(capsys):
     assert wilson_interval(50, 50) == pytest.approx((0.9287, 1.0), abs=1e-4)
     assert wilson_interval(40, 50) == pytest.approx((0.6696, 0.8876), abs=1e-4)
-    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(SystemExit):
+        main(["--episodes", "0"])
+    assert "--episodes must be >= 1" in capsys.readouterr().err

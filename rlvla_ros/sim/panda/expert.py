@@ -3,20 +3,16 @@
 From privileged state (the cube's position) it moves the 2F-85's pinch point above the cube, down to it, closes the
 gripper and lifts, each control step a joint target from inverse kinematics of the pinch site with the gripper
 pointing down, the pinch point moving at most ``max_step_m`` per step (the ``ee_delta`` scaling). Success is gym-hil's
-own predicate. ``python -m rlvla_ros.sim.panda.expert --episodes 50`` measures its success rate (last line JSON).
+own predicate. ``python -m rlvla_ros.rollouts.panda_expert --episodes 50`` measures its success rate.
 """
 
 from __future__ import annotations
-
-import argparse
-import json
-import math
 
 import numpy as np
 
 from rlvla_ros.sim.kinematics import ArmKinematics, EePose
 from rlvla_ros.sim.panda.driver import PANDA_MAX_STEPS, PandaDriver
-from rlvla_ros.sim.panda.scene import GRIPPER_MAX_OPENING_M, PANDA_ARM_JOINT_NAMES, SPLITS
+from rlvla_ros.sim.panda.scene import GRIPPER_MAX_OPENING_M, PANDA_ARM_JOINT_NAMES
 
 _APPROACH_HEIGHT_M = 0.10
 _GRASP_HEIGHT_M = 0.0
@@ -98,66 +94,3 @@ def run_episode(driver: PandaDriver, expert: PandaPickExpert, seed: int, split: 
         if driver.is_success():
             return True
     return False
-
-
-def run_ee_delta_episode(driver: PandaDriver, safety, seed: int, split: str = "id",
-                         max_steps: int = PANDA_MAX_STEPS) -> bool:
-    """One lockstep episode of the expert's ``ee_delta`` actions turned into joint commands by ``safety`` (an
-    :class:`~rlvla_ros.safety.ActionSafetyFilter` on the Panda's robot config), as the graph runs them."""
-    driver.reset(split=split, seed=seed)
-    setpoint = None
-    for _ in range(max_steps):
-        q = driver.joint_state().positions[:7]
-        result = safety.filter(driver.expert_action(), q, safety.reference_joints(q, setpoint))
-        if result.command is None:
-            raise RuntimeError(f"the safety filter refused an expert action: {result.rejection}")
-        setpoint = result.command.joint_positions_rad
-        driver.set_gripper(result.command.gripper_opening_m)
-        driver.follow(driver.trajectory(PANDA_ARM_JOINT_NAMES, [driver.control_period_ns], [setpoint]))
-        driver.advance(1)
-        if driver.is_success():
-            return True
-    return False
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a success rate."""
-    if trials == 0:
-        return 0.0, 1.0
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="success rate of the scripted Panda pick expert")
-    parser.add_argument("--episodes", type=int, default=50)
-    parser.add_argument("--split", default="id", choices=SPLITS)
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--via-safety-filter", action="store_true",
-                        help="act in ee_delta through the safety filter on config/robots/panda.yaml, as the graph does")
-    args = parser.parse_args(argv)
-    driver = PandaDriver(image_size=16)
-    seeds = [args.first_seed + i for i in range(args.episodes)]
-    if args.via_safety_filter:
-        from rlvla_ros.safety import ActionSafetyFilter, load_robot_config, make_kinematics, robot_config_path
-
-        robot = load_robot_config(robot_config_path("panda"))
-        safety = ActionSafetyFilter(robot, make_kinematics(robot))
-        outcomes = [run_ee_delta_episode(driver, safety, seed, args.split) for seed in seeds]
-    else:
-        expert = PandaPickExpert(driver)
-        outcomes = [run_episode(driver, expert, seed, args.split) for seed in seeds]
-    driver.close()
-    successes = sum(outcomes)
-    low, high = wilson_interval(successes, args.episodes)
-    print(json.dumps({"task": "pick_cube", "split": args.split, "via_safety_filter": args.via_safety_filter, "episodes": args.episodes, "first_seed": args.first_seed,
-                      "successes": successes, "success_rate": successes / args.episodes,
-                      "wilson95": [round(low, 3), round(high, 3)],
-                      "failed_seeds": [args.first_seed + i for i, ok in enumerate(outcomes) if not ok]}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
