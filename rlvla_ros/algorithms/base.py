@@ -32,7 +32,7 @@ import torch
 import yaml
 
 from rlvla_ros.policies import Policy, load_policy, new_policy
-from rlvla_ros.policies.base import write_dir_atomically
+from rlvla_ros.policies.pretrained import write_dir_atomically
 
 TRAINER_STATE_NAME = "trainer_state.json"
 """Per-checkpoint JSON: step, metrics and score of the save."""

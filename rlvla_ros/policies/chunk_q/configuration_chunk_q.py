@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from rlvla_ros.policies.pretrained import PretrainedConfig
 
 
 @dataclass
-class ChunkQConfig:
+class ChunkQConfig(PretrainedConfig):
     """Shape and width of a :class:`ChunkQFunction`."""
 
     model_type: ClassVar[str] = "chunk_q"
@@ -28,19 +29,3 @@ class ChunkQConfig:
     def __post_init__(self) -> None:
         if self.chunk_size < 1 or self.num_layers < 1 or self.num_critics < 1 or self.hidden_size < 1:
             raise ValueError(f"chunk_size, num_layers, num_critics and hidden_size must be >= 1: {self}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict including ``model_type``."""
-        return {"model_type": self.model_type, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChunkQConfig:
-        """Inverse of :meth:`to_dict`; another ``model_type`` or unknown keys are a ValueError."""
-        data = dict(data)
-        model_type = data.pop("model_type", None)
-        if model_type != cls.model_type:
-            raise ValueError(f"config is for model_type {model_type!r}, not {cls.model_type!r}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
-        return cls(**data)

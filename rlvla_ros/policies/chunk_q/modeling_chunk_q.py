@@ -10,27 +10,18 @@ frozen encoders left out) but is not one: it only scores chunks that a policy pr
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
 from rlvla_ros.contract import ACTION_DIM
-from rlvla_ros.policies.base import (
-    CONFIG_NAME,
-    WEIGHTS_NAME,
-    ObsBatch,
-    load_safetensors_strict,
-    read_config_json,
-    write_dir_atomically,
-)
+from rlvla_ros.policies.base import ObsBatch
 from rlvla_ros.policies.chunk_q.configuration_chunk_q import ChunkQConfig
 from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM, MiniLmSentenceEncoder, pretrained_mobilenet_v2
 from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
+from rlvla_ros.policies.pretrained import PretrainedModel
 
 
 class CriticEnsemble(nn.Module):
@@ -69,9 +60,11 @@ class CriticEnsemble(nn.Module):
         return torch.stack(values)
 
 
-class ChunkQFunction(nn.Module):
+class ChunkQFunction(PretrainedModel):
     """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features; see the module docstring."""
 
+    config_class = ChunkQConfig
+    config: ChunkQConfig
     frozen_prefixes = ("image_encoder.", "text_encoder.")
 
     def __init__(self, config: ChunkQConfig) -> None:
@@ -89,11 +82,6 @@ class ChunkQFunction(nn.Module):
         super().train(mode)
         self.image_encoder.eval()
         return self
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the critics."""
-        return next(self.critics.parameters()).device
 
     def features(self, obs_batch: ObsBatch) -> torch.Tensor:
         """Frozen features (B, 1280 + 384 + P), the same as ``FrozenEncoderPolicy.features`` at this image size."""
@@ -120,32 +108,3 @@ class ChunkQFunction(nn.Module):
             features = self.features(single)
             chunks = torch.as_tensor(candidates, dtype=torch.float32, device=self.device)[None]
             return self(features, chunks).amin(0)[0]
-
-    def save_pretrained(self, directory: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` (critics only) atomically into ``directory``."""
-        state = {
-            name: tensor.detach().clone().contiguous().cpu()
-            for name, tensor in self.state_dict().items()
-            if not name.startswith(self.frozen_prefixes)
-        }
-
-        def write(tmp: Path) -> None:
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-
-        write_dir_atomically(Path(directory), write)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> ChunkQFunction:
-        """Rebuild from a :meth:`save_pretrained` directory (safetensors only), in eval mode."""
-        directory = Path(directory)
-        config = ChunkQConfig.from_dict(read_config_json(directory))
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory}")
-        model = cls(config)
-        missing, unexpected = model.load_state_dict(load_safetensors_strict(weights), strict=False)
-        missing = [name for name in missing if not name.startswith(cls.frozen_prefixes)]
-        if missing or unexpected:
-            raise ValueError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
-        return model.to(device).eval()
