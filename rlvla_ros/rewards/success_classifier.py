@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rlvla_ros.policies.film import FilmConvBlock
 from rlvla_ros.policies.pretrained import PretrainedConfig, PretrainedModel
 
 
@@ -77,20 +78,6 @@ def _bucket(ngram: str, buckets: int) -> int:
     return zlib.crc32(ngram.encode("utf-8")) % buckets
 
 
-class _FilmBlock(nn.Module):
-    """3x3 stride-2 conv -> GroupNorm -> FiLM (scale, shift from the instruction) -> ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, text_dim: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
-        self.norm = nn.GroupNorm(min(8, out_ch), out_ch)
-        self.film = nn.Linear(text_dim, 2 * out_ch)
-
-    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(text)[:, :, None, None].chunk(2, dim=1)
-        return F.relu(self.norm(self.conv(x)) * (1 + scale) + shift)
-
-
 class SuccessClassifier(PretrainedModel):
     """Image + instruction (+ proprioception) -> success logit; see the module docstring."""
 
@@ -104,7 +91,7 @@ class SuccessClassifier(PretrainedModel):
         self.text = nn.EmbeddingBag(config.text_buckets, config.text_dim, mode="mean")
         in_channels = [3 + 2, *config.channels[:-1]]  # RGB + two coordinate channels
         self.blocks = nn.ModuleList(
-            _FilmBlock(i, o, config.text_dim) for i, o in zip(in_channels, config.channels)
+            FilmConvBlock(i, o, config.text_dim) for i, o in zip(in_channels, config.channels)
         )
         side = config.image_size
         for _ in config.channels:

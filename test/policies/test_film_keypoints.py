@@ -20,8 +20,8 @@ def policy() -> FilmKeypointsPolicy:
     torch.manual_seed(0)
     policy = FilmKeypointsPolicy(tiny_config()).eval()
     with torch.no_grad():  # non-zero FiLM so the instruction reaches the image features from the start
-        for film in policy.image_encoder.films:
-            film.weight.normal_(0.0, 0.5)
+        for block in policy.image_encoder.blocks:
+            block.film.weight.normal_(0.0, 0.5)
     return policy
 
 
@@ -66,7 +66,7 @@ def test_encoder_trains_end_to_end_unless_frozen():
     assert not supports_cached_features(trainable)
     obs = make_obs(2, size=SIZE)
     trainable.log_prob(obs, torch.zeros(2, 3, 5))[0].sum().backward()
-    assert trainable.image_encoder.convs[0].weight.grad is not None
+    assert trainable.image_encoder.blocks[0].conv.weight.grad is not None
     frozen = FilmKeypointsPolicy(tiny_config()).freeze_encoder()
     assert frozen.config.freeze_encoder and supports_cached_features(frozen)
     assert {name.split(".")[0] for name, p in frozen.named_parameters() if p.requires_grad} == {
