@@ -8,14 +8,14 @@ regulariser never pushes values below what the data already achieved.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from rlvla_ros.algorithms.base import TrainerConfig
 from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
-from rlvla_ros.policies.chunk_q import CriticEnsemble
+from rlvla_ros.algorithms.offline import OfflineConfig
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction, CriticEnsemble
 
 
 def uniform_chunks(shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -76,11 +76,9 @@ def polyak_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 @dataclass
-class ConservativeCriticConfig(TrainerConfig):
+class ConservativeCriticConfig(OfflineConfig):
     """Hyper-parameters of a conservative chunk critic ensemble (shared by ``value`` and ``calql``)."""
 
-    batch_size: int = 256
-    """Transitions per update."""
     gamma: float = 0.97
     """Per-step discount (a chunk of H steps bootstraps with gamma^H)."""
     tau: float = 0.01
@@ -99,20 +97,49 @@ class ConservativeCriticConfig(TrainerConfig):
     """Hidden layers of each critic MLP."""
     num_critics: int = 2
     """Critic ensemble size."""
-    log_interval: int = 50
-    """Updates between logged metrics."""
-    checkpoint_interval: int = 500
-    """Updates between checkpoints (one is always written at the end)."""
-    tasks: list[str] = field(default_factory=list)
-    """Only episodes of these tasks; empty: all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size < 1 or self.num_random_chunks < 1 or self.num_policy_chunks < 0:
-            raise ValueError("batch_size and num_random_chunks must be >= 1 and num_policy_chunks >= 0")
+        if self.num_random_chunks < 1 or self.num_policy_chunks < 0:
+            raise ValueError("num_random_chunks must be >= 1 and num_policy_chunks >= 0")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
             raise ValueError(f"need gamma in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
         if self.cql_alpha < 0:
             raise ValueError(f"cql_alpha must be >= 0, got {self.cql_alpha}")
         if self.hidden_size > 4096 or self.num_layers > 16 or self.num_critics > 16:
             raise ValueError("hidden_size must be <= 4096, num_layers and num_critics <= 16")
+
+
+def make_critic(
+    config: ConservativeCriticConfig, *, chunk_size: int, proprio_dim: int, image_size: int
+) -> ChunkQFunction:
+    """A fresh chunk Q-function of the config's width, depth and ensemble size, in train mode."""
+    return ChunkQFunction(ChunkQConfig(
+        chunk_size=chunk_size, proprio_dim=proprio_dim, image_size=image_size, hidden_size=config.hidden_size,
+        num_layers=config.num_layers, num_critics=config.num_critics,
+    )).train()
+
+
+def critic_update(
+    critic: ChunkQFunction,
+    target: CriticEnsemble,
+    optimizer: torch.optim.Optimizer,
+    transitions: ChunkTransitions,
+    rows: torch.Tensor,
+    next_chunks: torch.Tensor,
+    policy_chunks: torch.Tensor,
+    config: ConservativeCriticConfig,
+    generator: torch.Generator,
+) -> dict[str, float]:
+    """One optimiser step of :func:`conservative_critic_loss` on ``rows``, then the target critics' Polyak step;
+    returns the loss's parts."""
+    loss, metrics = conservative_critic_loss(
+        critic.critics, target, transitions, rows, next_chunks, policy_chunks,
+        cql_alpha=config.cql_alpha, num_random_chunks=config.num_random_chunks, calibrated=config.calibrated,
+        generator=generator,
+    )
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    polyak_update(target, critic.critics, config.tau)
+    return metrics

@@ -14,14 +14,14 @@ start checkpoint is converted to one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
-from rlvla_ros.algorithms.bc import load_episodes
+from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.offline import OfflineConfig, load_episodes, run_updates
 from rlvla_ros.data import EpisodeRecord
 from rlvla_ros.policies import FrozenEncoderPolicy
 from rlvla_ros.policies.advantage_conditioned import (
@@ -34,13 +34,11 @@ from rlvla_ros.policies.advantage_conditioned import (
 
 
 @dataclass
-class RecapConfig(TrainerConfig):
-    """Hyper-parameters of RECAP."""
+class RecapConfig(OfflineConfig):
+    """Hyper-parameters of RECAP (``log_interval`` and ``checkpoint_interval`` count policy updates)."""
 
     policy_type: str = AdvantageConditionedConfig.policy_type
     """Registered policy type of a fresh policy (an ``init_checkpoint`` of a frozen_encoder policy is converted)."""
-    batch_size: int = 256
-    """Transitions per update."""
     learning_rate: float = 1e-3
     """Adam learning rate of the policy heads and of the value function."""
     gamma: float = 0.97
@@ -49,17 +47,11 @@ class RecapConfig(TrainerConfig):
     """Updates of the value regression before the advantages are labelled (logged before the policy's steps)."""
     positive_fraction: float = 0.5
     """Fraction of transitions (highest advantage first) labelled positive."""
-    log_interval: int = 50
-    """Updates between logged metrics."""
-    checkpoint_interval: int = 500
-    """Policy updates between checkpoints (one is always written at the end)."""
-    tasks: list[str] = field(default_factory=list)
-    """Only episodes of these tasks; empty: all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size < 1 or self.value_steps < 0:
-            raise ValueError("batch_size must be >= 1 and value_steps >= 0")
+        if self.value_steps < 0:
+            raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
         if not 0.0 < self.positive_fraction < 1.0:
             raise ValueError(f"positive_fraction must be in (0, 1), got {self.positive_fraction}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -103,7 +95,8 @@ class RecapTrainer(Trainer):
         metrics = {**value_metrics, **label_metrics(advantage, indicator, transitions, episodes)}
         context.log(config.value_steps, metrics)
         optimizer = torch.optim.Adam([policy.log_std, *policy.actor.parameters()], lr=config.learning_rate)
-        for step in range(1, context.steps + 1):
+
+        def update(step: int) -> dict[str, float]:
             rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
             log_probs, _ = policy.log_prob_from_features(
                 condition(transitions.features[rows], indicator[rows]), transitions.actions[rows]
@@ -113,15 +106,13 @@ class RecapTrainer(Trainer):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            metrics["policy/nll"] = loss.item()
-            last = step == context.steps or context.should_stop()
-            if step % config.log_interval == 0 or last:
-                context.log(config.value_steps + step, {"policy/nll": metrics["policy/nll"]})
-            if step % config.checkpoint_interval == 0 or last:
-                context.save_checkpoint(policy, config.value_steps + step, metrics)
-            if last:
-                break
-        return metrics
+            return {"policy/nll": loss.item()}
+
+        def save(step: int, logged: dict[str, float]) -> None:
+            context.save_checkpoint(policy, step, {**metrics, **logged})
+
+        # The value fit logged steps 1..value_steps; the policy's updates follow on.
+        return {**metrics, **run_updates(context, config, update, save, first_step=config.value_steps)}
 
 
 def fit_value(

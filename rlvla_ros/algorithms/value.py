@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer
-from rlvla_ros.algorithms.bc import load_episodes
 from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
-from rlvla_ros.algorithms.conservative_critic import ConservativeCriticConfig, conservative_critic_loss, polyak_update
+from rlvla_ros.algorithms.conservative_critic import ConservativeCriticConfig, critic_update, make_critic
+from rlvla_ros.algorithms.offline import load_episodes, run_updates
 from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
+from rlvla_ros.policies.chunk_q import ChunkQFunction
 
 
 @dataclass
@@ -65,16 +65,7 @@ class ValueTrainer(Trainer):
         policy = context.make_policy().eval() if config.init_checkpoint else None
         chunk_size = policy.chunk_size if policy is not None else config.chunk_size
         image_size = policy.config.image_size if policy is not None else config.image_size
-        q = ChunkQFunction(
-            ChunkQConfig(
-                chunk_size=chunk_size,
-                proprio_dim=episodes[0].proprio.shape[1],
-                image_size=image_size,
-                hidden_size=config.hidden_size,
-                num_layers=config.num_layers,
-                num_critics=config.num_critics,
-            )
-        )
+        q = make_critic(config, chunk_size=chunk_size, proprio_dim=episodes[0].proprio.shape[1], image_size=image_size)
         return fit_chunk_q(q, episodes, config, context, policy)
 
 
@@ -97,25 +88,13 @@ def fit_chunk_q(
     target = copy.deepcopy(q.critics).requires_grad_(False)
     optimizer = torch.optim.Adam(q.critics.parameters(), lr=config.learning_rate)
     q.train()
-    metrics: dict[str, float] = {}
-    for step in range(1, context.steps + 1):
+
+    def update(step: int) -> dict[str, float]:
         rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
         policy_chunks = sampled[rows] if sampled is not None else torch.empty((len(rows), 0, horizon, ACTION_DIM))
-        loss, metrics = conservative_critic_loss(
-            q.critics, target, transitions, rows, next_chunks[rows], policy_chunks,
-            cql_alpha=config.cql_alpha, num_random_chunks=config.num_random_chunks,
-            calibrated=config.calibrated, generator=generator,
-        )
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        polyak_update(target, q.critics, config.tau)
-        last = step == context.steps or context.should_stop()
-        if step % config.log_interval == 0 or last:
-            context.log(step, metrics)
-        if step % config.checkpoint_interval == 0 or last:
-            context.save_checkpoint(q, step, metrics)
-        if last:
-            break
+        return critic_update(q, target, optimizer, transitions, rows, next_chunks[rows], policy_chunks, config,
+                             generator)
+
+    metrics = run_updates(context, config, update, lambda step, logged: context.save_checkpoint(q, step, logged))
     q.eval()
     return metrics
