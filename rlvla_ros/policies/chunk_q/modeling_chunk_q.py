@@ -17,10 +17,8 @@ import torch
 from torch import nn
 
 from rlvla_ros.contract import ACTION_DIM
-from rlvla_ros.policies.base import ObsBatch
 from rlvla_ros.policies.chunk_q.configuration_chunk_q import ChunkQConfig
-from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM, MiniLmSentenceEncoder, pretrained_mobilenet_v2
-from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
+from rlvla_ros.policies.encoders.frozen_perception import FrozenPerception
 from rlvla_ros.policies.pretrained import PretrainedModel
 
 
@@ -60,38 +58,20 @@ class CriticEnsemble(nn.Module):
         return torch.stack(values)
 
 
-class ChunkQFunction(PretrainedModel):
-    """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features; see the module docstring."""
+class ChunkQFunction(FrozenPerception, PretrainedModel):
+    """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features (those of ``FrozenEncoderPolicy``); see the module
+    docstring."""
 
     config_class = ChunkQConfig
     config: ChunkQConfig
-    frozen_prefixes = ("image_encoder.", "text_encoder.")
 
     def __init__(self, config: ChunkQConfig) -> None:
         super().__init__()
         self.config = config
-        self.image_encoder = pretrained_mobilenet_v2().requires_grad_(False)
-        self.text_encoder = MiniLmSentenceEncoder()
-        feature_dim = FEATURE_DIM + EMBEDDING_DIM + config.proprio_dim
         self.critics = CriticEnsemble(
-            feature_dim, config.chunk_size, config.hidden_size, config.num_layers, config.num_critics
+            self.build_frozen_perception(), config.chunk_size, config.hidden_size, config.num_layers,
+            config.num_critics,
         )
-
-    def train(self, mode: bool = True) -> ChunkQFunction:
-        """Train mode for the critics only: the frozen encoders stay in eval mode."""
-        super().train(mode)
-        self.image_encoder.eval()
-        return self
-
-    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
-        """Frozen features (B, 1280 + 384 + P), the same as ``FrozenEncoderPolicy.features`` at this image size."""
-        batch_size(obs_batch)
-        with torch.no_grad():
-            pixels = image_tensor(obs_batch["image"], self.config.image_size, self.device)
-            image = self.image_encoder.embed(self.image_encoder.normalize(pixels))
-            text = self.text_encoder(list(obs_batch["instruction"]))
-        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, self.device)
-        return torch.cat([image, text, proprio], dim=-1)
 
     def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
         """Ensemble Q-values (K, B, ...) of chunks (B, ..., H, 5) at precomputed :meth:`features` (B, F)."""
