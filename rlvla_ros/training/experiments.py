@@ -13,6 +13,7 @@ demo` and the learner service read); the command line only says where and how it
 into ``output_dir``; the bag and the job folders go to ``work_dir``.
 
     python -m rlvla_ros.training.experiments --recipe ppo_end_to_end --output-dir /tmp/e2e/out --work-dir runs/e2e
+    python -m rlvla_ros.training.experiments --algorithm grpo     # the documented experiment of that algorithm
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ from rlvla_ros.rollouts.evaluation import EvalResults, evaluate
 from rlvla_ros.sim import TabletopEnv
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 from rlvla_ros.training.recipes import Recipe, load_recipe
+
+
+ALGORITHM_RECIPES = {"ppo": "ppo_end_to_end", "grpo": "grpo_lift"}
+"""The recipe ``--algorithm`` runs: the documented experiment of each online algorithm (``docs/results/``)."""
 
 
 @dataclass
@@ -294,8 +299,11 @@ def _plot_comparison(before: EvalResults, after: EvalResults, config: Experiment
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = ExperimentConfig
-    parser.add_argument("--recipe", default="ppo_end_to_end",
-                        help="a recipe name in config/recipes/ or a YAML file (default: %(default)s)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--recipe", help="a recipe name in config/recipes/ or a YAML file (default: the ppo one)")
+    which.add_argument("--algorithm", choices=sorted(ALGORITHM_RECIPES),
+                       help="the recipe of that algorithm's experiment: "
+                            + ", ".join(f"{name}: {recipe}" for name, recipe in ALGORITHM_RECIPES.items()))
     parser.add_argument("--output-dir", default=defaults.output_dir)
     parser.add_argument("--work-dir", default=defaults.work_dir)
     parser.add_argument("--eval-splits", nargs="+", default=list(SPLITS))
@@ -304,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
     args = parser.parse_args(argv)
     try:
-        recipe = load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe or ALGORITHM_RECIPES[args.algorithm or "ppo"])
     except ValueError as error:
         parser.error(str(error))
     config = ExperimentConfig(

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from rlvla_ros.training.experiments import ExperimentConfig, run_experiment
+from rlvla_ros.training.experiments import ExperimentConfig, main, run_experiment
 from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe
 
 
@@ -49,3 +49,14 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
 def test_an_experiment_needs_at_least_one_rl_process(tmp_path):
     with pytest.raises(ValueError, match="rl_processes must be >= 1, got 0"):
         ExperimentConfig(recipe=load_recipe("demo_quick"), output_dir=str(tmp_path / "results"), rl_processes=0)
+
+
+def test_a_recipe_key_of_another_algorithm_stops_the_experiment_before_it_records_anything(tmp_path, capsys):
+    recipe = yaml.safe_load((RECIPES_DIR / "ppo_end_to_end.yaml").read_text())
+    recipe["rl_overrides"]["group_size"] = 8  # a GRPO setting in a PPO run
+    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(SystemExit):
+        main(["--recipe", str(tmp_path / "mixed.yaml"), "--work-dir", str(tmp_path / "work"),
+              "--output-dir", str(tmp_path / "results")])
+    assert "the ppo job: unknown PpoConfig overrides ['group_size']" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
