@@ -53,8 +53,9 @@ class TrainerConfig:
     """Seed of torch, numpy and the rollout environments."""
     init_checkpoint: str = ""
     """Policy checkpoint directory to start from; empty: a fresh policy built from the fields below."""
-    policy_type: str = "frozen_encoder"
-    """Registered policy type of a fresh policy (ignored with ``init_checkpoint``)."""
+    policy_type: str = "film_keypoints"
+    """Registered policy type of a fresh policy (ignored with ``init_checkpoint``): by default the one the demo
+    trains, whose FiLM encoder can tell which cube the instruction names."""
     chunk_size: int = 4
     """Action chunk horizon H of a fresh policy (ignored with ``init_checkpoint``)."""
     image_size: int = 64

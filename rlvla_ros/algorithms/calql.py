@@ -30,6 +30,9 @@ CRITIC_DIR = "critic"
 class CalQlConfig(ConservativeCriticConfig):
     """Hyper-parameters of Cal-QL + BC (the critic's are shared with ``value``)."""
 
+    policy_type: str = "frozen_encoder"
+    """Registered policy type of a fresh policy: calql trains a frozen_encoder policy (its actor and the critic share
+    the frozen features)."""
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor (mean head and log-std)."""
     critic_learning_rate: float = 3e-4

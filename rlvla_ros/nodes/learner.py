@@ -65,7 +65,8 @@ class LearnerConfig:
     eval_splits: list[str] = field(default_factory=lambda: ["id"], metadata={
         "description": "splits online jobs evaluate on; the first scores checkpoints"})
     eval_episodes: int = field(default=16, metadata={
-        "description": f"evaluation episodes per task and split of online jobs (validation seeds {VALIDATION_SEED_START}..)"})
+        "description": f"evaluation episodes per task and split of online jobs (validation seeds "
+                       f"{VALIDATION_SEED_START}..)"})
     graph_episode_timeout_s: float = field(default=120.0, metadata={
         "description": "graph source: give up waiting for an episode's missing messages after this long"})
 

@@ -73,7 +73,7 @@ class PerceptionConfig:
         "description": "at most this many observations per second of image stamp time; 0: one per image set"})
     max_sync_offset_s: float = field(default=0.05, metadata={
         "description": "refuse image sets with no joint state within this time of every image"})
-    image_size: int = field(default=128, metadata={"description": "side of the square output images (pixels)"})
+    image_size: int = field(default=64, metadata={"description": "side of the square output images (pixels)"})
     crop: str = field(default="center", metadata={
         "description": "center (largest centred square), box (crop_box) or none (full image, aspect not kept)"})
     crop_box: list[int] = field(default_factory=list, metadata={

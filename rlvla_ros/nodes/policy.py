@@ -51,12 +51,12 @@ class PolicyNodeConfig:
 
     checkpoint: str = field(default="", metadata={
         "description": "save_pretrained directory to start from; empty: a freshly initialised model of type model"})
-    model: str = field(default="frozen_encoder", metadata={
+    model: str = field(default="film_keypoints", metadata={
         "description": "type of the fresh model when checkpoint is empty: film_keypoints, frozen_encoder or token_vla"})
     device: str = field(default="cpu", metadata={"description": "torch device of the model, e.g. cpu or cuda"})
     horizon: int = field(default=4, metadata={
         "description": "actions per chunk; must equal the checkpoint's chunk_size"})
-    image_size: int = field(default=128, metadata={
+    image_size: int = field(default=64, metadata={
         "description": "input image side of the fresh model (a checkpoint brings its own); match perception's"})
     temperature: float = field(default=1.0, metadata={"description": "sampling temperature (> 0)"})
     deterministic: bool = field(default=False, metadata={

@@ -111,7 +111,7 @@ class SimBridgeConfig:
     seed: int = field(default=0, metadata={
         "description": "seed of the first episode; also seeds the draws of resets with a negative seed "
                        "(negative: random)"})
-    image_size: int = field(default=128, metadata={"description": "camera image width and height (pixels)"})
+    image_size: int = field(default=64, metadata={"description": "camera image width and height (pixels)"})
     wrist_camera: bool = field(default=False, metadata={"description": "also publish the wrist camera"})
     rate_hz: float = field(default=10.0, metadata={
         "description": "control rate: sensor sets per second in realtime, the step length in lockstep"})

@@ -87,7 +87,8 @@ def test_an_online_job_trains_on_the_episodes_of_every_process(tmp_path):
     from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
     trainer, context = prepare_job(JobRequest("ppo", steps=1, overrides_yaml=(
-        "{image_size: 32, num_envs: 2, rollout_workers: 1, episodes_per_iteration: 4, eval_episodes: 2}")), tmp_path)
+        "{policy_type: frozen_encoder, image_size: 32, num_envs: 2, rollout_workers: 1, episodes_per_iteration: 4, "
+        "eval_episodes: 2}")), tmp_path)
     metrics = run_job(trainer, context)
     # 4 lift episodes of a fresh policy time out after 50 steps: 13 chunks of 4 each, half of them in the worker.
     assert metrics["decisions"] == 4 * 13 and metrics["rollout/episode_length"] == 50

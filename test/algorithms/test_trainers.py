@@ -39,7 +39,8 @@ def test_bc_loss_decreases_and_writes_checkpoints_curve_and_tensorboard(expert_b
 def _online_context(algorithm: str, tmp_path, source, overrides: dict, steps: int = 12) -> tuple:
     trainer_class = ALGORITHMS[algorithm]
     config = apply_overrides(trainer_class.config_class, {
-        "image_size": TOY_IMAGE_SIZE, "eval_episodes": 1, "num_envs": 1, "eval_interval": 100, **overrides,
+        "policy_type": "frozen_encoder", "image_size": TOY_IMAGE_SIZE, "eval_episodes": 1, "num_envs": 1,
+        "eval_interval": 100, **overrides,
     })
     context = JobContext(config=config, output_dir=tmp_path / algorithm, steps=steps,
                          rollout_source=source, tensorboard=False)

@@ -47,7 +47,7 @@ class Rig:
 
     def __init__(self, ros_graph, wait_for, **parameters):
         self.wait_for = wait_for
-        parameters = {"horizon": HORIZON, "stats_period_s": 0.05, **parameters}
+        parameters = {"horizon": HORIZON, "image_size": 128, "stats_period_s": 0.05, **parameters}
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         self.node = ros_graph.add(PolicyNode(context=ros_graph.context, parameter_overrides=overrides))
         self.test = ros_graph.node("policy_test")
