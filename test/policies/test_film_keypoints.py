@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -29,6 +31,17 @@ def test_spatial_softmax_finds_the_peak():
     maps = torch.full((1, 1, 5, 9), -50.0)
     maps[0, 0, 4, 0] = 50.0  # bottom-left corner
     assert torch.allclose(spatial_softmax(maps), torch.tensor([[-1.0, 1.0]]), atol=1e-4)
+
+
+def test_checkpoints_with_the_pre_block_weight_names_still_load(policy):
+    legacy = {re.sub(r"image_encoder\.blocks\.(\d+)\.(conv|film)\.", r"image_encoder.\2s.\1.", key): value
+              for key, value in policy.state_dict().items()}
+    assert any(key.startswith("image_encoder.convs.0.") for key in legacy)
+    assert any(key.startswith("image_encoder.films.1.") for key in legacy)
+    fresh = FilmKeypointsPolicy(tiny_config())
+    fresh.load_state_dict(legacy)
+    for key, value in policy.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
 
 
 def test_predict_shapes_and_log_probs_match_log_prob(policy):

@@ -11,6 +11,8 @@ turns each channel of the last map into a keypoint, the expected (x, y) in [-1, 
 
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -33,6 +35,10 @@ def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, y], dim=-1)
 
 
+LEGACY_KEY = re.compile(r"(convs|films)\.(\d+)\.(weight|bias)")
+LEGACY_PARTS = {"convs": "conv", "films": "film"}
+
+
 class FilmConvEncoder(nn.Module):
     """FiLM conv blocks (GroupNorm without affine, FiLM starting as the identity, no ReLU after the last), then
     spatial-softmax keypoints (B, 2C)."""
@@ -53,6 +59,15 @@ class FilmConvEncoder(nn.Module):
         for block in self.blocks:
             x = block(x, condition)
         return spatial_softmax(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Checkpoints saved before the blocks existed name their weights ``convs.i`` / ``films.i``."""
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            legacy = LEGACY_KEY.fullmatch(key[len(prefix):])
+            if legacy:
+                part, index, tensor = legacy.groups()
+                state_dict[f"{prefix}blocks.{index}.{LEGACY_PARTS[part]}.{tensor}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register_policy
