@@ -31,8 +31,8 @@ import numpy as np
 import torch
 import yaml
 
-from rlvla_ros.policies import Policy, load_policy, registered_policies
-from rlvla_ros.policies.base import write_dir_atomically
+from rlvla_ros.policies import Policy, load_policy, new_policy
+from rlvla_ros.policies.pretrained import write_dir_atomically
 
 TRAINER_STATE_NAME = "trainer_state.json"
 """Per-checkpoint JSON: step, metrics and score of the save."""
@@ -53,8 +53,9 @@ class TrainerConfig:
     """Seed of torch, numpy and the rollout environments."""
     init_checkpoint: str = ""
     """Policy checkpoint directory to start from; empty: a fresh policy built from the fields below."""
-    policy_type: str = "frozen_encoder"
-    """Registered policy type of a fresh policy (ignored with ``init_checkpoint``)."""
+    policy_type: str = "film_keypoints"
+    """Registered policy type of a fresh policy (ignored with ``init_checkpoint``): by default the one the demo
+    trains, whose FiLM encoder can tell which cube the instruction names."""
     chunk_size: int = 4
     """Action chunk horizon H of a fresh policy (ignored with ``init_checkpoint``)."""
     image_size: int = 64
@@ -158,18 +159,6 @@ class Trainer(abc.ABC):
         """Train until ``context.steps`` are done or ``context.should_stop()``; return the final metrics."""
 
 
-def fresh_policy(config: TrainerConfig, proprio_dim: int | None = None) -> Policy:
-    """A new policy of ``config.policy_type`` with the config's chunk and image size, for ``proprio_dim`` entries of
-    proprioception (None: the policy config's default, the tabletop arm's)."""
-    policies = registered_policies()
-    if config.policy_type not in policies:
-        raise ValueError(f"unknown policy_type {config.policy_type!r}; registered: {sorted(policies)}")
-    sizes = {"chunk_size": config.chunk_size, "image_size": config.image_size}
-    if proprio_dim is not None:
-        sizes["proprio_dim"] = proprio_dim
-    return policies[config.policy_type](policies[config.policy_type].config_class(**sizes))
-
-
 def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
     """The fraction of a job done after ``step`` of ``steps`` and ``elapsed_s`` of a time budget (<= 0: none),
     whichever ends the job first, in [0, 1]."""
@@ -247,7 +236,10 @@ class JobContext:
                 raise ValueError(f"init_checkpoint {self.config.init_checkpoint} takes {policy.config.proprio_dim} "
                                  f"proprio entries, the job's robot has {proprio_dim}")
         else:
-            policy = fresh_policy(self.config, proprio_dim)
+            sizes = {"chunk_size": self.config.chunk_size, "image_size": self.config.image_size}
+            if proprio_dim is not None:
+                sizes["proprio_dim"] = proprio_dim
+            policy = new_policy(self.config.policy_type, **sizes)
         self.policy = policy.train()
         return self.policy
 
@@ -304,7 +296,7 @@ class JobContext:
 
     def write_curve(self) -> Path | None:
         """Rewrite the PNG learning curve from the logged scalars (atomically); None before anything was logged."""
-        from rlvla_ros.training.curves import plot_learning_curves
+        from rlvla_ros.rollouts.curves import plot_learning_curves
 
         self._last_curve_s = time.monotonic()
         if not self.write_files or not self.history:

@@ -9,25 +9,24 @@ one with the lowest validation loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
+from rlvla_ros.algorithms.base import JobContext, Trainer
+from rlvla_ros.algorithms.offline import Metrics, OfflineConfig, load_episodes, proprio_dim, run_updates
 from rlvla_ros.algorithms.policy_inputs import PolicyInputs
-from rlvla_ros.data import EpisodeRecord, OfflineDataset, dataset_episodes
-from rlvla_ros.training import distributed
+from rlvla_ros.data import EpisodeRecord, OfflineDataset
+from rlvla_ros.rollouts import distributed
 
 
 @dataclass
-class BcConfig(TrainerConfig):
+class BcConfig(OfflineConfig):
     """Hyper-parameters of behaviour cloning."""
 
     learning_rate: float = 1e-3
     """Adam learning rate."""
-    batch_size: int = 256
-    """Transitions per gradient step (per rank)."""
     weight_decay: float = 1e-4
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
@@ -37,44 +36,15 @@ class BcConfig(TrainerConfig):
     +-1 (gripper commands, saturated moves) must push its pre-tanh mean towards atanh(1 - 1e-6) ~ 7, which then
     dominates the loss."""
     val_fraction: float = 0.1
-    """Fraction of episodes held out for the validation loss (at least one when there are two or more)."""
-    log_interval: int = 50
-    """Steps between logged metrics (and validation losses)."""
-    checkpoint_interval: int = 500
-    """Steps between checkpoints (one is always written at the end)."""
-    tasks: list[str] = field(default_factory=list)
-    """Only episodes of these tasks; empty: all."""
+    """Fraction of episodes held out for the validation loss (computed at each log; at least one episode when there
+    are two or more)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size < 1 or self.log_interval < 1 or self.checkpoint_interval < 1:
-            raise ValueError("batch_size, log_interval and checkpoint_interval must be >= 1")
         if not 0.0 < self.action_clip <= 1.0:
             raise ValueError(f"action_clip must be in (0, 1], got {self.action_clip}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-
-
-def load_episodes(paths: list, tasks: list[str]) -> list[EpisodeRecord]:
-    """Complete episodes of every bag under ``paths`` (or LeRobot v3.0 dataset among them), optionally only some
-    tasks; ValueError when none."""
-    episodes = [
-        episode
-        for path in paths
-        for episode in dataset_episodes(path)
-        if not tasks or episode.task in tasks
-    ]
-    if not episodes:
-        raise ValueError(f"no complete episodes{' of tasks ' + str(tasks) if tasks else ''} in {list(map(str, paths))}")
-    return episodes
-
-
-def proprio_dim(episodes: list[EpisodeRecord]) -> int:
-    """The proprio length every episode shares; ValueError when they come from robots with different ones."""
-    dims = {episode.proprio.shape[1] for episode in episodes}
-    if len(dims) != 1:
-        raise ValueError(f"the episodes mix proprio lengths {sorted(dims)}: one policy learns one robot's")
-    return dims.pop()
 
 
 class _ChunkTargets:
@@ -120,25 +90,22 @@ class BcTrainer(Trainer):
         )
         # Each rank draws different minibatches; averaged gradients keep the parameters identical.
         rng = np.random.default_rng([config.seed, distributed.rank()])
-        metrics: dict[str, float] = {}
-        running: list[float] = []
-        for step in range(1, context.steps + 1):
+
+        def update(step: int) -> Metrics:
             index = rng.integers(0, len(train), size=min(config.batch_size, len(train)))
             loss = train.nll(index)
             grad_norm = distributed.optimizer_step(policy, optimizer, loss, config.max_grad_norm)
-            running.append(loss.item())
-            last = step == context.steps or context.should_stop()
-            if step % config.log_interval == 0 or last:
-                metrics = {"loss": float(np.mean(running)), "grad_norm": grad_norm}
-                running.clear()
-                if val is not None:
-                    with torch.no_grad():
-                        metrics["val_loss"] = float(val.nll(np.arange(len(val))))
-                metrics = distributed.all_mean(metrics)
-                context.log(step, metrics)
-            if step % config.checkpoint_interval == 0 or last:
-                score = -metrics.get("val_loss", metrics.get("loss", float("inf")))
-                context.save_checkpoint(policy, step, metrics, score=score)
-            if last:
-                break
-        return metrics
+            return {"loss": loss.item(), "grad_norm": grad_norm}
+
+        def summarize(updates: list[Metrics]) -> Metrics:
+            metrics = {"loss": float(np.mean([u["loss"] for u in updates])), "grad_norm": updates[-1]["grad_norm"]}
+            if val is not None:
+                with torch.no_grad():
+                    metrics["val_loss"] = float(val.nll(np.arange(len(val))))
+            return distributed.all_mean(metrics)
+
+        def save(step: int, metrics: Metrics) -> None:
+            score = -metrics.get("val_loss", metrics.get("loss", float("inf")))
+            context.save_checkpoint(policy, step, metrics, score=score)
+
+        return run_updates(context, config, update, save, summarize=summarize)

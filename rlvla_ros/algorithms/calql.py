@@ -1,8 +1,8 @@
 """Conservative offline RL with a behaviour-cloning term: ConRFT's offline stage (Cal-QL critic + BC-regularised actor).
 
-The critic is a :class:`~rlvla_ros.algorithms.value.ChunkQFunction` on the policy's own frozen features, trained
-with :func:`~rlvla_ros.algorithms.value.conservative_critic_loss` (chunk TD bootstrapped from the actor's chunk at
-s_{t+H}, CQL regulariser with Cal-QL's Monte-Carlo lower bound on the actor's samples). The actor, a
+The critic is a :class:`~rlvla_ros.policies.chunk_q.ChunkQFunction` on the policy's own frozen features, trained
+with :func:`~rlvla_ros.algorithms.conservative_critic.conservative_critic_loss` (chunk TD bootstrapped from the
+actor's chunk at s_{t+H}, CQL regulariser with Cal-QL's Monte-Carlo lower bound on the actor's samples). The actor, a
 :class:`~rlvla_ros.policies.FrozenEncoderPolicy`, minimises ``-Q(s, a~pi) / mean|Q| + bc_weight * NLL(a_data)``:
 the Q term is reparameterised through the tanh-Gaussian and normalised as in TD3+BC so that ``bc_weight`` does not
 depend on the reward scale; the BC term is the negative log-likelihood per executed row of the recorded chunk, as in
@@ -17,15 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer
-from rlvla_ros.algorithms.bc import load_episodes, proprio_dim
-from rlvla_ros.algorithms.value import (
-    ChunkQConfig,
-    ChunkQFunction,
-    ChunkTransitions,
-    ConservativeCriticConfig,
-    conservative_critic_loss,
-    polyak_update,
-)
+from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.conservative_critic import ConservativeCriticConfig, critic_update, make_critic
+from rlvla_ros.algorithms.offline import load_episodes, proprio_dim, run_updates
 from rlvla_ros.policies import FrozenEncoderPolicy
 
 CRITIC_DIR = "critic"
@@ -36,6 +30,9 @@ CRITIC_DIR = "critic"
 class CalQlConfig(ConservativeCriticConfig):
     """Hyper-parameters of Cal-QL + BC (the critic's are shared with ``value``)."""
 
+    policy_type: str = "frozen_encoder"
+    """Registered policy type of a fresh policy: calql trains a frozen_encoder policy (its actor and the critic share
+    the frozen features)."""
     actor_learning_rate: float = 3e-4
     """Adam learning rate of the actor (mean head and log-std)."""
     critic_learning_rate: float = 3e-4
@@ -83,37 +80,21 @@ class CalQlTrainer(Trainer):
         if not isinstance(policy, FrozenEncoderPolicy):
             raise ValueError(f"calql trains a frozen_encoder policy, got {type(policy).__name__}")
         transitions = ChunkTransitions.from_episodes(episodes, policy.features, policy.chunk_size, config.gamma)
-        critic = ChunkQFunction(
-            ChunkQConfig(
-                chunk_size=policy.chunk_size,
-                proprio_dim=policy.config.proprio_dim,
-                image_size=policy.config.image_size,
-                hidden_size=config.hidden_size,
-                num_layers=config.num_layers,
-                num_critics=config.num_critics,
-            )
-        ).train()
+        critic = make_critic(config, chunk_size=policy.chunk_size, proprio_dim=policy.config.proprio_dim,
+                             image_size=policy.config.image_size)
         target = copy.deepcopy(critic.critics).requires_grad_(False)
         actor_params = [policy.log_std, *policy.actor.parameters()]
         actor_optimizer = torch.optim.Adam(actor_params, lr=config.actor_learning_rate)
         critic_optimizer = torch.optim.Adam(critic.critics.parameters(), lr=config.critic_learning_rate)
         generator = torch.Generator().manual_seed(config.seed)
-        metrics: dict[str, float] = {}
-        for step in range(1, context.steps + 1):
+
+        def update(step: int) -> dict[str, float]:
             rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
             with torch.no_grad():
                 next_chunks = sample_chunks(policy, transitions.features[transitions.next_index[rows]], 1)[:, 0]
                 policy_chunks = sample_chunks(policy, transitions.features[rows], config.num_policy_chunks)
-            critic_loss, metrics = conservative_critic_loss(
-                critic.critics, target, transitions, rows, next_chunks, policy_chunks,
-                cql_alpha=config.cql_alpha, num_random_chunks=config.num_random_chunks,
-                calibrated=config.calibrated, generator=generator,
-            )
-            critic_optimizer.zero_grad()
-            critic_loss.backward()
-            critic_optimizer.step()
-            polyak_update(target, critic.critics, config.tau)
-
+            metrics = critic_update(critic, target, critic_optimizer, transitions, rows, next_chunks, policy_chunks,
+                                    config, generator)
             nll = bc_nll(policy, transitions, rows)
             q_pi = critic(transitions.features[rows], sample_chunks(policy, transitions.features[rows], 1)[:, 0])
             q_pi = q_pi.amin(0)
@@ -122,16 +103,12 @@ class CalQlTrainer(Trainer):
             actor_optimizer.zero_grad()
             actor_loss.backward()
             actor_optimizer.step()
+            return {**metrics, "actor/bc_nll": nll.item(), "actor/q_pi": q_pi.mean().item(),
+                    "actor/loss": actor_loss.item()}
 
-            metrics.update({"actor/bc_nll": nll.item(), "actor/q_pi": q_pi.mean().item(),
-                            "actor/loss": actor_loss.item()})
-            last = step == context.steps or context.should_stop()
-            if step % config.log_interval == 0 or last:
-                context.log(step, metrics)
-            if step % config.checkpoint_interval == 0 or last:
-                context.save_checkpoint(policy, step, metrics)
-                if context.write_files:
-                    critic.save_pretrained(context.output_dir / CRITIC_DIR)
-            if last:
-                break
-        return metrics
+        def save(step: int, metrics: dict[str, float]) -> None:
+            context.save_checkpoint(policy, step, metrics)
+            if context.write_files:
+                critic.save_pretrained(context.output_dir / CRITIC_DIR)
+
+        return run_updates(context, config, update, save)

@@ -23,7 +23,7 @@ from rlvla_ros.algorithms.segments import chunk_segments, segment_observations
 from rlvla_ros.algorithms.surrogate import clipped_surrogate
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.training import distributed
+from rlvla_ros.rollouts import distributed
 
 
 UPDATE_METRICS = ("policy_loss", "grad_norm", "approx_kl", "clip_fraction", "ratio_mean")

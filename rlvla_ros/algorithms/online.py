@@ -1,7 +1,7 @@
 """The loop every online RL trainer shares: collect episodes, update, evaluate, checkpoint the best.
 
 Episodes come from a :class:`RolloutSource`: by default the in-process simulation (:class:`SimRollouts`), or the live
-ROS graph (:class:`rlvla_ros.training.graph_rollouts.GraphRolloutSource`) when the learner node is configured with
+ROS graph (:class:`rlvla_ros.ros.graph_rollouts.GraphRolloutSource`) when the learner node is configured with
 ``rollout_source: graph``. Every ``eval_interval`` iterations the policy is evaluated deterministically on fixed
 validation seeds (``5000 .. 5000 + eval_episodes - 1``: disjoint from the training seeds and from the test seeds
 ``0 ..`` that experiments report, so picking the best checkpoint does not peek at the test) in simulation; the mean
@@ -20,19 +20,15 @@ import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig, progress_fraction
+from rlvla_ros.contract import SPLITS, TRAIN_SEED_RANGE, VALIDATION_SEED_START
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
 from rlvla_ros.envs import family_of_tasks
-from rlvla_ros.sim import REWARD_MODES
-from rlvla_ros.training import distributed
-from rlvla_ros.training.evaluation import evaluate, mean_over_tasks
-from rlvla_ros.training.rollout_workers import ParallelSimRollouts
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
-
-TRAIN_SEED_RANGE = (1_000_000, 2**31 - 1)
-"""Training episodes draw their seeds here; reported tests use 0.., recorded demonstrations are free to use 10_000.."""
-VALIDATION_SEED_START = 5_000
-"""Periodic evaluations (checkpoint selection) use seeds from here."""
+from rlvla_ros.rollouts import distributed
+from rlvla_ros.rollouts.evaluation import evaluate, mean_over_tasks
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts
+from rlvla_ros.sim import REWARD_MODES, TASKS
 
 
 class RolloutSource(Protocol):

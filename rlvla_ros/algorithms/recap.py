@@ -7,105 +7,38 @@
 3. Train the policy by behaviour cloning on *all* the data, conditioned on that indicator. At inference the policy
    conditions on "positive", so it imitates the better part of the data without discarding the rest.
 
-:class:`AdvantageConditionedPolicy` (``policy_type`` ``advantage_conditioned``) is a
-:class:`~rlvla_ros.policies.FrozenEncoderPolicy` whose actor also sees the indicator, as a learned embedding added
-to its input (zero-initialised, so a policy converted from a BC checkpoint starts out acting exactly like it). Its
-:meth:`~AdvantageConditionedPolicy.features` append the config's ``inference_indicator`` as the last column, so every
-``Policy`` method acts conditioned on it; training passes other indicators through :func:`condition`.
+The policy is :class:`~rlvla_ros.policies.advantage_conditioned.AdvantageConditionedPolicy`; a ``frozen_encoder``
+start checkpoint is converted to one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
-from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig
-from rlvla_ros.algorithms.bc import load_episodes, proprio_dim
-from rlvla_ros.algorithms.value import ChunkTransitions
+from rlvla_ros.algorithms.base import JobContext, Trainer
+from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.offline import OfflineConfig, load_episodes, proprio_dim, run_updates
 from rlvla_ros.data import EpisodeRecord
-from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, register_policy
-from rlvla_ros.policies.base import ObsBatch
-from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM
-
-POSITIVE, NOT_POSITIVE = 1.0, -1.0
-"""Values of the advantage indicator."""
-
-
-@dataclass
-class AdvantageConditionedConfig(FrozenEncoderConfig):
-    """A frozen-encoder policy whose actor is conditioned on a binarised advantage indicator."""
-
-    policy_type = "advantage_conditioned"
-    inference_indicator: float = POSITIVE
-    """Indicator the policy acts on (1: positive advantage, -1: not positive)."""
-
-
-class IndicatorConditioned(nn.Module):
-    """Wraps an actor MLP: input ``[features, indicator]`` -> ``actor(features + indicator * embedding)``."""
-
-    def __init__(self, actor: nn.Module, feature_dim: int) -> None:
-        super().__init__()
-        self.head = actor
-        self.embedding = nn.Parameter(torch.zeros(feature_dim))
-
-    def forward(self, conditioned: torch.Tensor) -> torch.Tensor:
-        features, indicator = conditioned[..., :-1], conditioned[..., -1:]
-        return self.head(features + indicator * self.embedding)
-
-
-def condition(features: torch.Tensor, indicator: torch.Tensor | float) -> torch.Tensor:
-    """Append the advantage indicator (a scalar or (B,)) to plain frozen features (B, F) -> (B, F + 1)."""
-    column = torch.as_tensor(indicator, dtype=features.dtype, device=features.device).expand(len(features))
-    return torch.cat([features, column[:, None]], dim=-1)
-
-
-@register_policy
-class AdvantageConditionedPolicy(FrozenEncoderPolicy):
-    """RECAP policy; see the module docstring."""
-
-    config_class = AdvantageConditionedConfig
-    config: AdvantageConditionedConfig
-
-    def __init__(self, config: AdvantageConditionedConfig) -> None:
-        super().__init__(config)
-        self.actor = IndicatorConditioned(self.actor, FEATURE_DIM + EMBEDDING_DIM + config.proprio_dim)
-
-    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
-        """Frozen features (B, F + 1) with ``config.inference_indicator`` as the last column."""
-        return condition(self.plain_features(obs_batch), self.config.inference_indicator)
-
-    def plain_features(self, obs_batch: ObsBatch) -> torch.Tensor:
-        """Frozen features (B, F) without the indicator."""
-        return super().features(obs_batch)
-
-    def value_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        """V(s) from conditioned features: the critic ignores the indicator."""
-        return super().value_from_features(features[..., :-1])
-
-    @classmethod
-    def from_policy(cls, policy: FrozenEncoderPolicy) -> AdvantageConditionedPolicy:
-        """A RECAP policy that starts with ``policy``'s heads (e.g. a BC checkpoint) and a zero embedding."""
-        converted = cls(AdvantageConditionedConfig(**dataclasses.asdict(policy.config)))
-        converted.actor.head.load_state_dict(policy.actor.state_dict())
-        converted.critic.load_state_dict(policy.critic.state_dict())
-        with torch.no_grad():
-            converted.log_std.copy_(policy.log_std)
-        return converted.train(policy.training)
+from rlvla_ros.policies import FrozenEncoderPolicy
+from rlvla_ros.policies.advantage_conditioned import (
+    NOT_POSITIVE,
+    POSITIVE,
+    AdvantageConditionedConfig,
+    AdvantageConditionedPolicy,
+    condition,
+)
 
 
 @dataclass
-class RecapConfig(TrainerConfig):
-    """Hyper-parameters of RECAP."""
+class RecapConfig(OfflineConfig):
+    """Hyper-parameters of RECAP (``log_interval`` and ``checkpoint_interval`` count policy updates)."""
 
     policy_type: str = AdvantageConditionedConfig.policy_type
     """Registered policy type of a fresh policy (an ``init_checkpoint`` of a frozen_encoder policy is converted)."""
-    batch_size: int = 256
-    """Transitions per update."""
     learning_rate: float = 1e-3
     """Adam learning rate of the policy heads and of the value function."""
     gamma: float = 0.97
@@ -114,17 +47,11 @@ class RecapConfig(TrainerConfig):
     """Updates of the value regression before the advantages are labelled (logged before the policy's steps)."""
     positive_fraction: float = 0.5
     """Fraction of transitions (highest advantage first) labelled positive."""
-    log_interval: int = 50
-    """Updates between logged metrics."""
-    checkpoint_interval: int = 500
-    """Policy updates between checkpoints (one is always written at the end)."""
-    tasks: list[str] = field(default_factory=list)
-    """Only episodes of these tasks; empty: all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.batch_size < 1 or self.value_steps < 0:
-            raise ValueError("batch_size must be >= 1 and value_steps >= 0")
+        if self.value_steps < 0:
+            raise ValueError(f"value_steps must be >= 0, got {self.value_steps}")
         if not 0.0 < self.positive_fraction < 1.0:
             raise ValueError(f"positive_fraction must be in (0, 1), got {self.positive_fraction}")
         if not 0.0 <= self.gamma <= 1.0:
@@ -168,7 +95,8 @@ class RecapTrainer(Trainer):
         metrics = {**value_metrics, **label_metrics(advantage, indicator, transitions, episodes)}
         context.log(config.value_steps, metrics)
         optimizer = torch.optim.Adam([policy.log_std, *policy.actor.parameters()], lr=config.learning_rate)
-        for step in range(1, context.steps + 1):
+
+        def update(step: int) -> dict[str, float]:
             rows = torch.randint(len(transitions), (config.batch_size,), generator=generator)
             log_probs, _ = policy.log_prob_from_features(
                 condition(transitions.features[rows], indicator[rows]), transitions.actions[rows]
@@ -178,15 +106,13 @@ class RecapTrainer(Trainer):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            metrics["policy/nll"] = loss.item()
-            last = step == context.steps or context.should_stop()
-            if step % config.log_interval == 0 or last:
-                context.log(config.value_steps + step, {"policy/nll": metrics["policy/nll"]})
-            if step % config.checkpoint_interval == 0 or last:
-                context.save_checkpoint(policy, config.value_steps + step, metrics)
-            if last:
-                break
-        return metrics
+            return {"policy/nll": loss.item()}
+
+        def save(step: int, logged: dict[str, float]) -> None:
+            context.save_checkpoint(policy, step, {**metrics, **logged})
+
+        # The value fit logged steps 1..value_steps; the policy's updates follow on.
+        return {**metrics, **run_updates(context, config, update, save, first_step=config.value_steps)}
 
 
 def fit_value(

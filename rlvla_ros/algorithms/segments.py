@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.contract import ACTION_DIM
+from rlvla_ros.data.episodes import EpisodeRecord
 
 
 @dataclass

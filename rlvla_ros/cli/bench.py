@@ -11,9 +11,9 @@ BENCHMARKS = {
                 "scripted expert success rate per task and split over 50 seeded episodes"),
     "policy": ("rlvla_ros.policies.benchmark", "benchmark_policies",
                "p50/p95 latency per action chunk for each model and decoding mode"),
-    "record": ("rlvla_ros.ros.record_benchmark", "benchmark_recorder",
+    "record": ("rlvla_ros.graph_bench.record_benchmark", "benchmark_recorder",
                "per topic published/written/dropped by a recorder process: 224x224 rgb8 at 30 Hz, joint states at 100 Hz"),
-    "rollouts": ("rlvla_ros.training.rollout_benchmark", "benchmark_rollouts",
+    "rollouts": ("rlvla_ros.rollouts.benchmark", "benchmark_rollouts",
                  "simulated rollout env steps/s in one process and with one rollout worker process"),
     "realtime": ("rlvla_ros.cli.realtime_bench", "benchmark_realtime",
                  "the launched sim graph at 10 Hz with the policy in the loop for 60 s: sensor set -> command latency "
@@ -21,7 +21,7 @@ BENCHMARKS = {
     "lockstep": ("rlvla_ros.cli.lockstep_bench", "benchmark_lockstep",
                  "the launched lock-step sim graph with the scripted expert, twice on the same seeds: graph steps/s "
                  "against the in-process env, identical episodes"),
-    "fuzz": ("rlvla_ros.ros.graph_fuzz", "benchmark_fuzz",
+    "fuzz": ("rlvla_ros.graph_bench.graph_fuzz", "benchmark_fuzz",
              "generated malformed requests, messages and parameters into the sim graph: crashes, unsafe commands"),
 }
 

@@ -9,7 +9,7 @@
 4. run online RL (PPO from the BC policy) through the same service, and evaluate it;
 5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
    (the best of N sampled chunks by Q);
-6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.training.statistics`)
+6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.rollouts.statistics`)
    and, as the last line, the same table as one JSON object.
 
 Every setting comes from a recipe (``config/recipes/demo.yaml`` by default); the learner reads each job's settings
@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rlvla_ros.cli.doctor import run_checks
+from rlvla_ros.contract import DEMO_SEED_START
+from rlvla_ros.rollouts.statistics import success_table as intervals_table
 from rlvla_ros.training.recipes import Recipe, load_recipe
-from rlvla_ros.training.statistics import success_table as intervals_table
 
 OOD_SPLITS = ("ood_color", "ood_position", "ood_distractor", "ood_visual")
 DIFFERENCES = {"rl_minus_bc": ("rl", "bc"), "steering_minus_rl": ("rl_steering", "rl")}
@@ -185,7 +186,7 @@ def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
     episodes = recipe.demo_episodes * len(recipe.tasks)
     # Demonstration seeds 10000.. stay clear of the evaluation seeds 0.. and the RL training seeds.
     config_dir = write_config_overlay(out / "config_expert", _config_overrides(
-        recipe, num_episodes=episodes, base_seed=10_000))
+        recipe, num_episodes=episodes, base_seed=DEMO_SEED_START))
     launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
         config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
         bag_dir=str(out / "bags" / "expert")), out / "logs" / "expert_graph.log")
@@ -214,19 +215,19 @@ def _sim_launch_file() -> Path:
 def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict[str, float]:
     """Success rate per split (averaged over tasks)."""
     from rlvla_ros.policies import load_policy
-    from rlvla_ros.training.evaluation import evaluate
+    from rlvla_ros.rollouts.evaluation import evaluate
 
     policy = load_policy(checkpoint)
     num_envs = min(16, recipe.eval_episodes)
     choose_chunk, rollouts = None, None
     if steering_model:
-        from rlvla_ros.algorithms.value import ChunkQFunction
+        from rlvla_ros.policies.chunk_q import ChunkQFunction
         from rlvla_ros.policies.steering import steering_hook
 
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
                                      recipe.steering_candidates)
     else:  # the steering hook is a closure in this process; plain evaluation shares the episodes with a worker
-        from rlvla_ros.training.rollout_workers import ParallelSimRollouts
+        from rlvla_ros.rollouts.workers import ParallelSimRollouts
 
         rollouts = ParallelSimRollouts(policy, num_envs, recipe.image_size, workers=1, seed=recipe.seed)
     try:

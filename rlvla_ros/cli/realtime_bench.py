@@ -1,4 +1,5 @@
-"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop.
+"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop (the demo
+recipe's graph settings: its policy type, chunk size and task).
 
 A monitor node in this process watches the graph for `seconds`: the latency of each executed command is its arrival
 (`executed_action`, which the safety filter publishes with the arm command, stamped like the sensor set the policy
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from sensor_msgs.msg import JointState
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.training.recipes import load_recipe
 
 NAMESPACE = "/rlvla"
 RATE_HZ = 10.0
@@ -29,13 +32,13 @@ RATE_HZ = 10.0
 
 def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
     """Watch the realtime graph for `seconds` once commands flow; see the module docstring."""
-    from rlvla_ros.cli.demo import DemoConfig, _config_overrides, _launch_arguments, _sim_launch_file
+    from rlvla_ros.cli.demo import _config_overrides, _launch_arguments, _sim_launch_file
     from rlvla_ros.launching.background import BackgroundLaunch
     from rlvla_ros.ros.param_files import write_config_overlay
 
     if seconds <= 0:
         raise ValueError("seconds must be > 0")
-    overrides = _config_overrides(DemoConfig(image_size=image_size))
+    overrides = _config_overrides(replace(load_recipe("demo"), image_size=image_size))
     with tempfile.TemporaryDirectory(prefix="rlvla_realtime_bench_") as tmp:
         out = Path(tmp)
         launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(

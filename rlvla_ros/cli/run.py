@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from rlvla_ros.ros.executables import find_executable
+from rlvla_ros.launching.executables import find_executable
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:

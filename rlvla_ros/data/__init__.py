@@ -6,7 +6,7 @@ from rlvla_ros.data.bag_writer import BagWriter, TopicSpec, make_qos
 from rlvla_ros.data.benchmark import benchmark_bag_write
 from rlvla_ros.data.dataset_index import bag_index, dataset_info, format_dataset_info
 from rlvla_ros.data.dataset_sources import check_dataset, dataset_episodes
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.lerobot_export import export_lerobot
 from rlvla_ros.data.lerobot_import import episodes_from_lerobot
 from rlvla_ros.data.offline_dataset import OfflineDataset, discounted_returns
@@ -14,7 +14,6 @@ from rlvla_ros.data.recovery import bag_needs_recovery, recover_bag
 from rlvla_ros.data.typestore import find_msg_dir, make_typestore
 
 __all__ = [
-    "ACTION_DIM",
     "BagWriter",
     "EpisodeRecord",
     "EpisodeTopics",

@@ -19,15 +19,14 @@ import numpy as np
 from rosbags.highlevel import AnyReaderError
 from rosbags.serde import SerdeError
 
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE, EPISODE_END, EPISODE_START
 from rlvla_ros.data.bag_reader import open_bag
 from rlvla_ros.data.bag_writer import BagWriter
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 
-_START, _END = 0, 1
 _TELEOP = "teleop"
 _POLICY = "policy"
-ACTION_SPACE = "ee_delta"
 
 
 @dataclass
@@ -107,9 +106,9 @@ def file_message(tables: EpisodeTables, msgtype: str, msg, camera: str | None, w
     """File one Observation / ActionChunk / Reward / EpisodeEvent (``msgtype``) of an episode into its tables;
     ``path`` names the source in error messages."""
     if msgtype == EPISODE_EVENT:
-        if msg.event == _START:
+        if msg.event == EPISODE_START:
             tables.start = msg
-        elif msg.event == _END:
+        elif msg.event == EPISODE_END:
             tables.end = msg
     elif msgtype == OBSERVATION:
         names = tuple(msg.camera_names)
@@ -321,7 +320,7 @@ def write_episode(
         )
 
     def event(kind: int, ns: int):
-        end = kind == _END
+        end = kind == EPISODE_END
         return types[EPISODE_EVENT](
             header=header(ns),
             event=kind,
@@ -340,7 +339,7 @@ def write_episode(
     def put(topic: str, msgtype: str, msg, ns: int) -> None:
         writer.write(topic, store.serialize_cdr(msg, msgtype), ns)
 
-    put(topics.episode_event, EPISODE_EVENT, event(_START, stamp_ns), stamp_ns)
+    put(topics.episode_event, EPISODE_EVENT, event(EPISODE_START, stamp_ns), stamp_ns)
     height, width = episode.images.shape[1:3]
     for step in range(len(episode)):
         ns = stamp_ns + (step + 1) * period_ns
@@ -392,5 +391,5 @@ def write_episode(
         put(topics.action_chunk, ACTION_CHUNK, chunk, ns + 1)
         put(topics.reward, REWARD, reward, ns + 2)
     end_ns = stamp_ns + (len(episode) + 1) * period_ns
-    put(topics.episode_event, EPISODE_EVENT, event(_END, end_ns), end_ns)
+    put(topics.episode_event, EPISODE_EVENT, event(EPISODE_END, end_ns), end_ns)
     return end_ns + period_ns

@@ -7,8 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-ACTION_DIM = 5
-"""Numbers per `ee_delta` action: dx, dy, dz, dyaw, gripper."""
+from rlvla_ros.contract import ACTION_DIM
 
 
 @dataclass

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rlvla_ros.contract import ACTION_DIM, ACTION_NAMES
 from rlvla_ros.data import lerobot_format as fmt
 from rlvla_ros.data.bag_episodes import episodes_from_bag
 from rlvla_ros.data.bag_reader import find_bags, open_bag
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.lerobot_stats import array_stats, image_stats, merge_stats, to_json
 from rlvla_ros.data.typestore import OBSERVATION
 from rlvla_ros.data.video import VIDEO_CODECS, VideoWriter
@@ -78,7 +79,7 @@ def _frame_features(first: dict[str, EpisodeRecord], codec_name: str, fps: int) 
     if names and any("/" in name for name in names):
         raise ValueError(f"proprioception names may not contain '/': {names}")
     features[fmt.STATE] = {"dtype": "float32", "shape": [episode.proprio.shape[1]], "names": names}
-    features[fmt.ACTION] = {"dtype": "float32", "shape": [ACTION_DIM], "names": fmt.ACTION_NAMES}
+    features[fmt.ACTION] = {"dtype": "float32", "shape": [ACTION_DIM], "names": list(ACTION_NAMES)}
     for name, dtype in ((fmt.REWARD, "float32"), (fmt.DONE, "bool"), (fmt.SUCCESS, "bool"),
                         (fmt.INTERVENTION, "bool"), (fmt.LOG_PROB, "float32")):
         features[name] = {"dtype": dtype, "shape": list(_SCALAR), "names": None}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 """Files per chunk directory."""
@@ -38,8 +39,6 @@ DONE = "next.done"
 SUCCESS = "next.success"
 INTERVENTION = "intervention"
 LOG_PROB = "log_prob"
-ACTION_NAMES = ["dx", "dy", "dz", "dyaw", "gripper"]
-"""Entries of the `ee_delta` action (rlvla_ros.data.episodes.ACTION_DIM of them)."""
 REQUIRED_FEATURES = (STATE, ACTION, REWARD, DONE, SUCCESS, INTERVENTION, LOG_PROB)
 """Features the reader needs besides at least one camera; LeRobot datasets from elsewhere lack the RL ones."""
 

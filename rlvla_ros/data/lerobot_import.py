@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data import lerobot_format as fmt
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.video import read_video
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data.dataset_sources import dataset_episodes
-from rlvla_ros.data.episodes import ACTION_DIM, EpisodeRecord
+from rlvla_ros.data.episodes import EpisodeRecord
 
 
 def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from rlvla_ros.envs.panda import PandaPickCubeEnv
-from rlvla_ros.sim import SPLITS, TASKS, TabletopEnv
+from rlvla_ros.contract import SPLITS
+from rlvla_ros.sim import TASKS, TabletopEnv
 from rlvla_ros.sim.panda.driver import PANDA_SPLITS, PANDA_TASKS
 
 

@@ -32,6 +32,7 @@ from rlvla_ros.launching.entities import (
     parse_description,
 )
 from rlvla_ros.launching.errors import LaunchFileError
+from rlvla_ros.launching.executables import find_executable
 from rlvla_ros.launching.ros_node import (
     check_parameter_value,
     make_namespace_absolute,
@@ -42,7 +43,6 @@ from rlvla_ros.launching.ros_node import (
     validate_node_name,
 )
 from rlvla_ros.launching.substitutions import SubstitutionError, Template, perform, split_command_line
-from rlvla_ros.ros.executables import find_executable
 
 OUTPUT_MODES = ("screen", "log", "both")
 DEFAULT_SIGNAL_TIMEOUT_S = 5.0

@@ -47,7 +47,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Reward
-from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
+from rlvla_ros.rewards.episode_book import EpisodeSchedule, ScheduledEpisode, RunningEpisode, SuccessStats
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS, INSTRUCTION_QOS
 from rlvla_ros.ros.spinning import run_node
@@ -113,7 +113,7 @@ class EpisodeManager(Node):
         self._next_index = 0
         self._start_wanted = c.auto_run
         self._reset_future = None
-        self._reset_spec: EpisodeSpec | None = None
+        self._reset_spec: ScheduledEpisode | None = None
         self._reset_sent_s = 0.0
         self._retry_at_s = 0.0
         self._ready_since_s: float | None = None
@@ -193,7 +193,7 @@ class EpisodeManager(Node):
             return
         self._start_wanted = False
         self._next_index += 1
-        seeded = EpisodeSpec(spec.index, spec.task, spec.split, response.seed, spec.max_steps)
+        seeded = ScheduledEpisode(spec.index, spec.task, spec.split, response.seed, spec.max_steps)
         self.episode = RunningEpisode(response.episode_id, seeded, response.instruction,
                                       end_on_intervention=self.config.on_intervention == "end")
         self._progress_s = time.monotonic()

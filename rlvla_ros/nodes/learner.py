@@ -13,7 +13,7 @@ across restarts. On each new best checkpoint after a successful evaluation the n
 
 Online jobs take their episodes from the in-process simulation (``rollout_source: sim``) or from the live graph
 (``rollout_source: graph``: ``observation``, ``executed_action``, ``reward`` and ``episode_event`` are joined into
-episodes, see :mod:`rlvla_ros.training.graph_rollouts`).
+episodes, see :mod:`rlvla_ros.ros.graph_rollouts`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ from rclpy.node import Node
 from std_msgs.msg import Header
 
 from rlvla_ros.action import FineTune
+from rlvla_ros.contract import VALIDATION_SEED_START
 from rlvla_ros.envs import ALL_SPLITS
 from rlvla_ros.msg import FineTuneStatus, Metric
+from rlvla_ros.ros.graph_rollouts import GraphRolloutSource
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.worker import BackgroundCalls
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
-from rlvla_ros.training.graph_rollouts import GraphRolloutSource
 from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
 
 ROLLOUT_SOURCES = ("sim", "graph")
@@ -65,7 +66,8 @@ class LearnerConfig:
     eval_splits: list[str] = field(default_factory=lambda: ["id"], metadata={
         "description": "splits online jobs evaluate on; the first scores checkpoints"})
     eval_episodes: int = field(default=16, metadata={
-        "description": "evaluation episodes per task and split of online jobs (validation seeds 5000..)"})
+        "description": f"evaluation episodes per task and split of online jobs (validation seeds "
+                       f"{VALIDATION_SEED_START}..)"})
     graph_episode_timeout_s: float = field(default=120.0, metadata={
         "description": "graph source: give up waiting for an episode's missing messages after this long"})
 

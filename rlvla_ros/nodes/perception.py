@@ -36,6 +36,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
+from rlvla_ros.contract import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 from rlvla_ros.msg import EpisodeEvent, Observation
 from rlvla_ros.ros.images import compressed_to_rgb, image_to_rgb, rgb_to_image
 from rlvla_ros.ros.observation_assembly import (
@@ -46,11 +47,10 @@ from rlvla_ros.ros.observation_assembly import (
     crop_and_resize,
 )
 from rlvla_ros.ros.parameters import declare_config
-from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS
+from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import NodeStats
-from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 
 TRANSPORTS = ("raw", "compressed")
 RELIABLE_CAMERA_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
@@ -73,7 +73,7 @@ class PerceptionConfig:
         "description": "at most this many observations per second of image stamp time; 0: one per image set"})
     max_sync_offset_s: float = field(default=0.05, metadata={
         "description": "refuse image sets with no joint state within this time of every image"})
-    image_size: int = field(default=128, metadata={"description": "side of the square output images (pixels)"})
+    image_size: int = field(default=64, metadata={"description": "side of the square output images (pixels)"})
     crop: str = field(default="center", metadata={
         "description": "center (largest centred square), box (crop_box) or none (full image, aspect not kept)"})
     crop_box: list[int] = field(default_factory=list, metadata={

@@ -14,7 +14,7 @@ that does not load (missing, not safetensors, another chunk size or input size) 
 weights stay.
 
 Test-time steering (``steering_candidates`` > 1 and a ``steering_model``): each observation gets that many chunks
-sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.algorithms.value.ChunkQFunction``)
+sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.policies.chunk_q.ChunkQFunction``)
 scores them, and the best one is published (its log-prob under the policy, its Q-value as the value). The weights
 never change; a hot-swapped policy is steered by the same Q-function.
 """
@@ -30,10 +30,10 @@ import torch
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
-from rlvla_ros.algorithms.value import ChunkQFunction
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.msg import ActionChunk, Observation
-from rlvla_ros.policies import steering
-from rlvla_ros.policies import ACTION_DIM, Policy, PolicyOutput, load_policy, registered_policies
+from rlvla_ros.policies import Policy, PolicyOutput, load_policy, new_policy, steering
+from rlvla_ros.policies.chunk_q import ChunkQFunction
 from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
@@ -43,7 +43,6 @@ from rlvla_ros.srv import LoadCheckpoint
 
 FRESH_MODELS = ("film_keypoints", "frozen_encoder", "token_vla")
 """Policy types the node can build untrained (the others need a base checkpoint)."""
-ACTION_SPACE = "ee_delta"
 
 
 @dataclass
@@ -52,12 +51,12 @@ class PolicyNodeConfig:
 
     checkpoint: str = field(default="", metadata={
         "description": "save_pretrained directory to start from; empty: a freshly initialised model of type model"})
-    model: str = field(default="frozen_encoder", metadata={
+    model: str = field(default="film_keypoints", metadata={
         "description": "type of the fresh model when checkpoint is empty: film_keypoints, frozen_encoder or token_vla"})
     device: str = field(default="cpu", metadata={"description": "torch device of the model, e.g. cpu or cuda"})
     horizon: int = field(default=4, metadata={
         "description": "actions per chunk; must equal the checkpoint's chunk_size"})
-    image_size: int = field(default=128, metadata={
+    image_size: int = field(default=64, metadata={
         "description": "input image side of the fresh model (a checkpoint brings its own); match perception's"})
     temperature: float = field(default=1.0, metadata={"description": "sampling temperature (> 0)"})
     deterministic: bool = field(default=False, metadata={
@@ -104,7 +103,8 @@ class PolicyNode(Node):
         self.config = config = declare_config(self, PolicyNodeConfig)
         torch.set_num_threads(config.num_threads)
         torch.manual_seed(config.seed)
-        self._policy = self._load(config.checkpoint, running=None) if config.checkpoint else self._fresh_policy()
+        self._policy = (self._load(config.checkpoint, running=None) if config.checkpoint else new_policy(
+            config.model, chunk_size=config.horizon, image_size=config.image_size).to(config.device).eval())
         self._q_model = self._load_steering_model() if config.steering_candidates > 1 else None
         self._version = 0
         # Guards the (policy, version) pair: inference takes a consistent snapshot, the service swaps both at once.
@@ -122,11 +122,6 @@ class PolicyNode(Node):
             f"{'deterministic' if config.deterministic else f'temperature {config.temperature}'}, "
             f"{self._policy.config.image_size}px images, proprio of {self._policy.config.proprio_dim}"
             + (f", steered: best of {config.steering_candidates} by {config.steering_model}" if self._q_model else ""))
-
-    def _fresh_policy(self) -> Policy:
-        policy_class = registered_policies()[self.config.model]
-        config = policy_class.config_class(chunk_size=self.config.horizon, image_size=self.config.image_size)
-        return policy_class(config).to(self.config.device).eval()
 
     def _load(self, path: str, running: Policy | None) -> Policy:
         """A checkpoint's policy, checked against the horizon and against the inputs of the ``running`` one."""

@@ -50,15 +50,15 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.ros import moveit_kinematics  # noqa: F401 - registers the moveit kinematics backend
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.safety import (
-    ACTION_DIM,
-    ACTION_SPACE,
     ActionSafetyFilter,
     JointStateFault,
     JointStateMonitor,

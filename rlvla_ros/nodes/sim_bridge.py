@@ -71,16 +71,17 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory
 
+from rlvla_ros.contract import ACTION_SPACE, SPLITS
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, TaskSuccess
 from rlvla_ros.ros.images import rgb_to_image
-from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.parameters import declare_config
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.tabletop_sim import CameraIntrinsics
-from rlvla_ros.sim.tasks import SPLITS, TASKS
+from rlvla_ros.sim.tasks import TASKS
 from rlvla_ros.sim.trajectory import INTERPOLATIONS
 from rlvla_ros.srv import ResetEpisode
 
@@ -110,7 +111,7 @@ class SimBridgeConfig:
     seed: int = field(default=0, metadata={
         "description": "seed of the first episode; also seeds the draws of resets with a negative seed "
                        "(negative: random)"})
-    image_size: int = field(default=128, metadata={"description": "camera image width and height (pixels)"})
+    image_size: int = field(default=64, metadata={"description": "camera image width and height (pixels)"})
     wrist_camera: bool = field(default=False, metadata={"description": "also publish the wrist camera"})
     rate_hz: float = field(default=10.0, metadata={
         "description": "control rate: sensor sets per second in realtime, the step length in lockstep"})
@@ -290,7 +291,7 @@ class SimBridge(Node):
         action = self.driver.expert_action()
         self._expert_pub.publish(ActionChunk(
             header=Header(stamp=msg.header.stamp), episode_id=episode, step=msg.step, horizon=1,
-            action_dim=len(action), actions=action.tolist(), action_space="ee_delta", value=float("nan"),
+            action_dim=len(action), actions=action.tolist(), action_space=ACTION_SPACE, value=float("nan"),
             source=ActionChunk.SOURCE_EXPERT))
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:

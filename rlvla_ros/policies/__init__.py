@@ -1,26 +1,34 @@
 """VLA policies behind one API (:class:`Policy`), Hugging Face style checkpoints, and :func:`load_policy`.
 
-Importing this package registers every built-in policy type: ``token_vla`` (:class:`TokenVla`),
-``frozen_encoder`` (:class:`FrozenEncoderPolicy`), ``film_keypoints`` (:class:`FilmKeypointsPolicy`) and
-``llava_adapter`` (:class:`LlavaActionAdapter`).
+One folder per model family, config apart from model (``configuration_<family>.py``, ``modeling_<family>.py``).
+Importing this package registers every built-in policy type: ``token_vla`` (:class:`TokenVla`), ``frozen_encoder``
+(:class:`FrozenEncoderPolicy`), ``film_keypoints`` (:class:`FilmKeypointsPolicy`), ``advantage_conditioned``
+(:class:`AdvantageConditionedPolicy`, RECAP's) and ``llava_adapter`` (:class:`LlavaActionAdapter`). The chunk
+Q-function (:class:`ChunkQFunction`) lives here too: a model that scores the chunks a policy proposes, saved the same
+way, but not a policy (it does not act), so :func:`load_policy` does not load it.
 """
 
 from rlvla_ros.policies.adapter import LlavaActionAdapter, LlavaAdapterConfig
+from rlvla_ros.policies.advantage_conditioned import AdvantageConditionedConfig, AdvantageConditionedPolicy
 from rlvla_ros.policies.base import (
-    ACTION_DIM,
     Policy,
     PolicyConfig,
     PolicyOutput,
     load_policy,
+    new_policy,
     register_policy,
     registered_policies,
 )
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
 from rlvla_ros.policies.film_keypoints import FilmKeypointsConfig, FilmKeypointsPolicy
 from rlvla_ros.policies.frozen_encoder import FrozenEncoderConfig, FrozenEncoderPolicy
 from rlvla_ros.policies.token_vla import TokenVla, TokenVlaConfig
 
 __all__ = [
-    "ACTION_DIM",
+    "AdvantageConditionedConfig",
+    "AdvantageConditionedPolicy",
+    "ChunkQConfig",
+    "ChunkQFunction",
     "FilmKeypointsConfig",
     "FilmKeypointsPolicy",
     "FrozenEncoderConfig",
@@ -33,6 +41,7 @@ __all__ = [
     "TokenVla",
     "TokenVlaConfig",
     "load_policy",
+    "new_policy",
     "register_policy",
     "registered_policies",
 ]

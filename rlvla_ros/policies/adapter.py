@@ -35,8 +35,9 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlavaForConditionalGeneration
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive
-from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyConfig, PolicyOutput, register_policy
+from rlvla_ros.policies.base import ObsBatch, Policy, PolicyConfig, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor
 
 OPENVLA_PROMPT = "In: What action should the robot take to {instruction}?\nOut:"

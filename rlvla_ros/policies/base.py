@@ -1,47 +1,35 @@
-"""The policy API every model implements, and Hugging Face style checkpoints.
+"""The policy API every model implements, the registry of policy types, and :func:`load_policy`.
 
 A policy maps a batch of observations (the shared contract: ``"image"`` uint8 ``(B, H, W, 3)``, ``"proprio"`` float32
 ``(B, P)``, ``"instruction"`` list of ``B`` str) to a chunk of ``ee_delta`` actions ``(B, horizon, 5)`` in [-1, 1],
 with per-step log-probabilities and a value estimate so that the same object serves acting, PPO/GRPO updates and
 test-time steering.
 
-Checkpoints are a directory holding ``config.json`` (the config dataclass plus a ``policy_type`` field) and
-``model.safetensors``. They are written into a temporary sibling directory and renamed into place, so a crash never
-leaves a half-written checkpoint, and they are only ever read with safetensors: nothing is unpickled.
+Checkpoints are :mod:`rlvla_ros.policies.pretrained` directories whose ``config.json`` names the ``policy_type``;
+:func:`load_policy` loads any registered type from one.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
-import json
 import os
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
 
-ACTION_DIM = 5
-"""Length of one ``ee_delta`` action: ``[dx, dy, dz, dyaw, gripper]``."""
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
+from rlvla_ros.policies.pretrained import PretrainedConfig, PretrainedModel, read_config_json
 
 ObsBatch = dict[str, Any]
 """Batched observation: ``image`` (B, H, W, 3) uint8, ``proprio`` (B, P) float32, ``instruction`` list of str."""
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(PretrainedConfig):
     """Fields every policy config has; subclasses add their own and set ``policy_type``."""
 
+    type_key: ClassVar[str] = "policy_type"
     policy_type: ClassVar[str] = ""
     chunk_size: int = 4
     """Actions per predicted chunk (the horizon H)."""
@@ -49,23 +37,6 @@ class PolicyConfig:
     """Length of the proprio vector: ``len(PROPRIOCEPTION_NAMES)`` of the sim or robot (5 arm joints + gripper)."""
     image_size: int = 128
     """Side of the square image the model consumes; other sizes are resized."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict including ``policy_type``."""
-        return {"policy_type": self.policy_type, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error so typos do not pass silently."""
-        data = dict(data)
-        policy_type = data.pop("policy_type", cls.policy_type)
-        if policy_type != cls.policy_type:
-            raise ValueError(f"config is for policy_type {policy_type!r}, not {cls.policy_type!r}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
-        return cls(**data)
 
 
 @dataclass
@@ -100,12 +71,13 @@ def registered_policies() -> dict[str, type[Policy]]:
     return dict(_REGISTRY)
 
 
-def read_config_json(directory: str | os.PathLike) -> dict[str, Any]:
-    """Parsed ``config.json`` of a checkpoint directory."""
-    path = Path(directory) / CONFIG_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}")
-    return json.loads(path.read_text())
+def new_policy(policy_type: str, **config_fields: Any) -> Policy:
+    """A freshly initialised policy of a registered type, its config built from ``config_fields`` (e.g.
+    ``chunk_size``, ``image_size``; the others keep their defaults); ValueError for an unknown type."""
+    if policy_type not in _REGISTRY:
+        raise ValueError(f"unknown policy_type {policy_type!r}; registered: {sorted(_REGISTRY)}")
+    policy_class = _REGISTRY[policy_type]
+    return policy_class(policy_class.config_class(**config_fields))
 
 
 def load_policy(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Policy:
@@ -116,49 +88,14 @@ def load_policy(directory: str | os.PathLike, device: str | torch.device = "cpu"
     return _REGISTRY[policy_type].from_pretrained(directory, device=device)
 
 
-def load_safetensors_strict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors file, refusing anything else (a pickle or zip checkpoint is never unpickled)."""
-    with open(path, "rb") as f:
-        head = f.read(9)
-    # safetensors = 8-byte little-endian header length, then a JSON header starting with '{'.
-    if len(head) < 9 or head[8:9] != b"{":
-        raise ValueError(f"{path} is not a safetensors file; refusing to load it (pickled weights are never loaded)")
-    return load_file(str(path))
-
-
-def write_dir_atomically(target: Path, write: Any) -> None:
-    """Call ``write(tmp_dir)`` then rename ``tmp_dir`` to ``target``, replacing an existing directory."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
-        write(tmp)
-        for file in tmp.iterdir():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
-        if target.exists():
-            # Directories cannot be os.replace'd over a non-empty one: move the old one aside first.
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
-
-class Policy(nn.Module, abc.ABC):
+class Policy(PretrainedModel, abc.ABC):
     """Abstract VLA policy: observation batch in, ``ee_delta`` action chunk out.
 
     Subclasses set ``config_class``, build themselves from ``config`` alone, and implement :meth:`predict`,
-    :meth:`log_prob` and :meth:`value`. Parameter names starting with one of ``frozen_prefixes`` are weights that
-    the constructor loads itself (e.g. a frozen pretrained encoder); they are left out of checkpoints.
+    :meth:`log_prob` and :meth:`value`; checkpoints are :class:`~rlvla_ros.policies.pretrained.PretrainedModel`'s.
     """
 
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
-    frozen_prefixes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__()
@@ -170,11 +107,6 @@ class Policy(nn.Module, abc.ABC):
     def chunk_size(self) -> int:
         """Horizon H of predicted chunks."""
         return self.config.chunk_size
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's parameters."""
-        return next(self.parameters()).device
 
     @abc.abstractmethod
     def predict(self, obs_batch: ObsBatch, *, deterministic: bool = False, temperature: float = 1.0) -> PolicyOutput:
@@ -204,39 +136,3 @@ class Policy(nn.Module, abc.ABC):
             "instruction": [obs["instruction"]] * n,
         }
         return self.predict(batch, deterministic=False, temperature=temperature).actions
-
-    def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
-        """Tensors saved to ``model.safetensors``: everything but the frozen, self-loaded weights."""
-        return {
-            name: tensor.detach().contiguous().cpu()
-            for name, tensor in self.state_dict().items()
-            if not name.startswith(self.frozen_prefixes)
-        }
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``."""
-        # Cloning breaks storage sharing (tied weights), which safetensors refuses to save.
-        state = {name: tensor.clone() for name, tensor in self.checkpoint_state_dict().items()}
-
-        def write(tmp: Path) -> None:
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-
-        write_dir_atomically(Path(directory), write)
-
-    @classmethod
-    def from_pretrained(cls: type[P], directory: str | os.PathLike, device: str | torch.device = "cpu") -> P:
-        """Rebuild the policy from a :meth:`save_pretrained` directory, in eval mode."""
-        directory = Path(directory)
-        config = cls.config_class.from_dict(read_config_json(directory))
-        weights = directory / WEIGHTS_NAME
-        if not weights.is_file():
-            raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory} (only safetensors checkpoints are loaded)")
-        state = load_safetensors_strict(weights)
-        policy = cls(config)
-        expected = set(policy.checkpoint_state_dict())
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-        if missing or unexpected:
-            raise ValueError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
-        policy.load_state_dict(state, strict=False)
-        return policy.to(device).eval()

@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyConfig, PolicyOutput
+from rlvla_ros.contract import ACTION_DIM
+from rlvla_ros.policies.base import ObsBatch, Policy, PolicyConfig, PolicyOutput
 from rlvla_ros.policies.observations import action_tensor
 
 ACTION_EPS = 1e-6

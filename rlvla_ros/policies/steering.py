@@ -1,7 +1,7 @@
 """Test-time steering (V-GPS, Hume): sample N candidate chunks from a policy, execute the one a Q-function ranks best.
 
 The policy's weights never change; only which of its own samples gets executed. Any object with
-``score(obs, candidates) -> (n,)`` can rank candidates, e.g. :class:`rlvla_ros.algorithms.value.ChunkQFunction`.
+``score(obs, candidates) -> (n,)`` can rank candidates, e.g. :class:`rlvla_ros.policies.chunk_q.ChunkQFunction`.
 """
 
 from __future__ import annotations

@@ -23,9 +23,8 @@ _EXPORTS = {
     "frame_labels": "labelled_episodes",
     "label_counts": "labelled_episodes",
     "PotentialShaper": "shaping",
-    "potential_shaping": "shaping",
     "EpisodeSchedule": "episode_book",
-    "EpisodeSpec": "episode_book",
+    "ScheduledEpisode": "episode_book",
     "RunningEpisode": "episode_book",
     "SuccessStats": "episode_book",
 }

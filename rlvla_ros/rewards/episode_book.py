@@ -12,20 +12,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
-TERMINATION_SUCCESS = "success"
-TERMINATION_TIMEOUT = "timeout"
-TERMINATION_ABORT = "abort"
-TERMINATION_INTERVENTION = "intervention"
-TERMINATION_STALLED = "stalled"
-"""No reward came for too long (a lost message in lock-step, a dead sensor): not an outcome of the policy."""
-TERMINATION_ESTOP = "estop"
-"""The e-stop was engaged: not an outcome of the policy either."""
-UNCOUNTED_TERMINATIONS = (TERMINATION_STALLED, TERMINATION_ESTOP)
-"""Episodes ended so are left out of success rates and of the learner's graph rollouts."""
+from rlvla_ros.contract import (
+    TERMINATION_ABORT,
+    TERMINATION_ESTOP,
+    TERMINATION_INTERVENTION,
+    TERMINATION_STALLED,
+    TERMINATION_SUCCESS,
+    TERMINATION_TIMEOUT,
+    UNCOUNTED_TERMINATIONS,
+)
 
 
 @dataclass(frozen=True)
-class EpisodeSpec:
+class ScheduledEpisode:
     """What to reset the scene to for one episode."""
 
     index: int
@@ -52,12 +51,12 @@ class EpisodeSchedule:
         self.max_steps = list(max_steps) * (len(tasks) if len(max_steps) == 1 else 1)
         self.base_seed = base_seed
 
-    def __getitem__(self, index: int) -> EpisodeSpec:
+    def __getitem__(self, index: int) -> ScheduledEpisode:
         if index < 0:
             raise IndexError(f"episode index must be >= 0, got {index}")
         cycle, pair = divmod(index, len(self.tasks) * len(self.splits))
         split_index, task_index = divmod(pair, len(self.tasks))
-        return EpisodeSpec(index, self.tasks[task_index], self.splits[split_index], self.base_seed + cycle,
+        return ScheduledEpisode(index, self.tasks[task_index], self.splits[split_index], self.base_seed + cycle,
                            self.max_steps[task_index])
 
 
@@ -66,7 +65,7 @@ class RunningEpisode:
     """The episode in progress: fed rewards and interventions, it says when and why the episode ends."""
 
     episode_id: str
-    spec: EpisodeSpec
+    spec: ScheduledEpisode
     instruction: str
     end_on_intervention: bool = False
     """End the episode at the first human intervention instead of continuing."""

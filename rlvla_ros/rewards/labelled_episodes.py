@@ -20,8 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.data.episodes import EpisodeRecord
-from rlvla_ros.sim import PROPRIOCEPTION_NAMES, TabletopEnv
+from rlvla_ros.sim import TabletopEnv
 
 EPISODE_KINDS = ("expert", "near_miss", "noisy")
 

@@ -9,10 +9,7 @@ telescope over an episode, so they speed up learning without changing which poli
 
 from __future__ import annotations
 
-
-def potential_shaping(potential: float, next_potential: float, discount: float) -> float:
-    """Shaping term of one transition s -> s': ``discount * phi(s') - phi(s)``."""
-    return discount * next_potential - potential
+from rlvla_ros.contract import potential_shaping
 
 
 class PotentialShaper:

@@ -13,30 +13,25 @@ Checkpoints are Hugging Face style directories: ``config.json`` (with the calibr
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
 import re
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from rlvla_ros.policies.base import CONFIG_NAME, WEIGHTS_NAME, load_safetensors_strict, write_dir_atomically
-
-MODEL_TYPE = "success_classifier"
+from rlvla_ros.policies.film import FilmConvBlock
+from rlvla_ros.policies.pretrained import PretrainedConfig, PretrainedModel
 
 
 @dataclass
-class SuccessClassifierConfig:
+class SuccessClassifierConfig(PretrainedConfig):
     """Architecture of the classifier and its calibrated decision threshold."""
 
+    model_type: ClassVar[str] = "success_classifier"
     image_size: int = 96
     """Side of the square image the CNN sees: the crop is resized (area-averaged) to it."""
     crop: list[float] = field(default_factory=lambda: [0.25, 1.0, 0.0, 1.0])
@@ -71,22 +66,6 @@ class SuccessClassifierConfig:
         if not 0.0 <= self.threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict including ``model_type``."""
-        return {"model_type": MODEL_TYPE, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SuccessClassifierConfig:
-        """Inverse of :meth:`to_dict`; a wrong ``model_type`` or unknown keys are errors."""
-        data = dict(data)
-        model_type = data.pop("model_type", MODEL_TYPE)
-        if model_type != MODEL_TYPE:
-            raise ValueError(f"config is for model_type {model_type!r}, not {MODEL_TYPE!r}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
-        return cls(**data)
-
 
 def instruction_ngrams(instruction: str, max_ngram: int) -> list[str]:
     """Lower-cased word n-grams (1..max_ngram) of an instruction, e.g. "lift", "the red", "lift the red"."""
@@ -99,23 +78,11 @@ def _bucket(ngram: str, buckets: int) -> int:
     return zlib.crc32(ngram.encode("utf-8")) % buckets
 
 
-class _FilmBlock(nn.Module):
-    """3x3 stride-2 conv -> GroupNorm -> FiLM (scale, shift from the instruction) -> ReLU."""
-
-    def __init__(self, in_ch: int, out_ch: int, text_dim: int) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=2, padding=1)
-        self.norm = nn.GroupNorm(min(8, out_ch), out_ch)
-        self.film = nn.Linear(text_dim, 2 * out_ch)
-
-    def forward(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.film(text)[:, :, None, None].chunk(2, dim=1)
-        return F.relu(self.norm(self.conv(x)) * (1 + scale) + shift)
-
-
-class SuccessClassifier(nn.Module):
+class SuccessClassifier(PretrainedModel):
     """Image + instruction (+ proprioception) -> success logit; see the module docstring."""
 
+    config_class = SuccessClassifierConfig
+    config: SuccessClassifierConfig
     PROPRIO_FEATURES = 32
 
     def __init__(self, config: SuccessClassifierConfig) -> None:
@@ -124,7 +91,7 @@ class SuccessClassifier(nn.Module):
         self.text = nn.EmbeddingBag(config.text_buckets, config.text_dim, mode="mean")
         in_channels = [3 + 2, *config.channels[:-1]]  # RGB + two coordinate channels
         self.blocks = nn.ModuleList(
-            _FilmBlock(i, o, config.text_dim) for i, o in zip(in_channels, config.channels)
+            FilmConvBlock(i, o, config.text_dim) for i, o in zip(in_channels, config.channels)
         )
         side = config.image_size
         for _ in config.channels:
@@ -142,11 +109,6 @@ class SuccessClassifier(nn.Module):
     def threshold(self) -> float:
         """Calibrated decision threshold on the success probability."""
         return self.config.threshold
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the model's parameters."""
-        return next(self.parameters()).device
 
     def prepare_images(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) camera images -> uint8 (B, S, S, 3): the configured crop, resized to ``image_size``."""
@@ -231,33 +193,3 @@ class SuccessClassifier(nn.Module):
         ]
         self.train(was_training)
         return torch.cat(probs).numpy().astype(np.float32) if probs else np.zeros(0, np.float32)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``."""
-        state = {name: tensor.detach().cpu().clone().contiguous() for name, tensor in self.state_dict().items()}
-
-        def write(tmp: Path) -> None:
-            (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
-            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-
-        write_dir_atomically(Path(directory), write)
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> SuccessClassifier:
-        """Rebuild from a :meth:`save_pretrained` directory, in eval mode; ValueError/FileNotFoundError if broken."""
-        directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        weights = directory / WEIGHTS_NAME
-        if not config_path.is_file() or not weights.is_file():
-            raise FileNotFoundError(f"{directory} is not a success classifier checkpoint "
-                                    f"(needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        try:
-            config = SuccessClassifierConfig.from_dict(json.loads(config_path.read_text()))
-        except (json.JSONDecodeError, TypeError) as error:
-            raise ValueError(f"{config_path}: invalid config: {error}") from None
-        model = cls(config)
-        try:
-            model.load_state_dict(load_safetensors_strict(weights), strict=True)
-        except RuntimeError as error:  # missing, unexpected or mis-shaped tensors
-            raise ValueError(f"{weights} does not match its config: {error}") from None
-        return model.to(device).eval()

@@ -1,1 +1,1 @@
-"""Helpers shared by the rclpy nodes at the ROS edge (executable lookup, conversions, parameters)."""
+"""Helpers shared by the rclpy nodes at the ROS edge (conversions, parameters, executors, the graph rollout source)."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image as PilImage
 
-GRIPPER_OPENING_NAME = "gripper_opening_m"
-"""Proprioception entry computed from the finger joints rather than read from one joint."""
+from rlvla_ros.contract import GRIPPER_OPENING_NAME
+
 
 CROP_MODES = ("center", "box", "none")
 """center: the largest centred square; box: an explicit [x, y, width, height] pixel box; none: the full image."""

@@ -21,12 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE
 from rlvla_ros.safety.kinematics import Kinematics
 from rlvla_ros.safety.robot_config import RobotConfig
 from rlvla_ros.sim.kinematics import EePose
 
-ACTION_SPACE = "ee_delta"
-ACTION_DIM = 5
 
 CLAMPED_ACTION_RANGE = "action_range"
 """An action dimension was outside [-1, 1]."""

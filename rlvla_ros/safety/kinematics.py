@@ -1,19 +1,23 @@
-"""End-effector kinematics behind the safety filter: a small protocol and its MuJoCo and MoveIt implementations.
+"""End-effector kinematics behind the safety filter: a small protocol, its backends by name, and the MuJoCo ones.
 
 The end-effector pose is the one of the ``ee_delta`` contract: a position in the robot base frame plus a yaw about
-the vertical, with the gripper pointing straight down (:class:`rlvla_ros.sim.kinematics.EePose`).
+the vertical, with the gripper pointing straight down (:class:`rlvla_ros.sim.kinematics.EePose`). The ``mujoco`` and
+``mjcf`` backends are the simulator's own kinematics, so the filter maps actions exactly as the simulator does; the
+``moveit`` backend talks to MoveIt over ROS and lives in the ROS layer (:mod:`rlvla_ros.ros.moveit_kinematics`),
+which registers it when imported (the safety filter node does).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import mujoco
 import numpy as np
 
+from rlvla_ros.contract import ARM_JOINT_NAMES
 from rlvla_ros.safety.robot_config import RobotConfig
-from rlvla_ros.sim.kinematics import ArmKinematics, EePose, yaw_rotation
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES
+from rlvla_ros.sim.kinematics import ArmKinematics, EePose
 
 
 class Kinematics(Protocol):
@@ -27,12 +31,18 @@ class Kinematics(Protocol):
 
 
 def make_kinematics(config: RobotConfig) -> Kinematics:
-    """The kinematics backend the robot config selects."""
-    if config.kinematics.backend == "moveit":
-        return MoveItKinematics(config.kinematics.group, config.kinematics.tip_link, config.kinematics.ik_timeout_s)
-    if config.kinematics.backend == "mjcf":
-        return mjcf_kinematics(config)
-    return mujoco_kinematics(config)
+    """The kinematics backend the robot config selects; ImportError for a registered-on-import backend whose module
+    this process has not loaded."""
+    backend = config.kinematics.backend
+    if backend not in _BACKENDS:
+        raise ImportError(f"kinematics backend {backend!r} needs moveit_py (MoveIt 2) through the ROS layer: import "
+                          f"rlvla_ros.ros.moveit_kinematics (the safety filter node does) to register it")
+    return _BACKENDS[backend](config)
+
+
+def register_kinematics_backend(backend: str, factory: Callable[[RobotConfig], Kinematics]) -> None:
+    """Make :func:`make_kinematics` build ``factory(config)`` for robot configs naming ``backend``."""
+    _BACKENDS[backend] = factory
 
 
 def mujoco_kinematics(config: RobotConfig) -> ArmKinematics:
@@ -55,50 +65,5 @@ def mjcf_kinematics(config: RobotConfig) -> ArmKinematics:
                          site=k.tip_site, joint_limits_rad=config.joint_limits_rad)
 
 
-class MoveItKinematics:
-    """FK/IK through moveit_py (``RobotState.get_pose`` / ``set_from_ik``) with the robot's MoveIt configuration.
-
-    Untested here: MoveIt is not installable in this project's pip environment. ``moveit_py`` is imported only when
-    this backend is selected; the MoveIt config (robot_description, semantic, kinematics.yaml with an IK plugin)
-    comes from the launch parameters, as for any MoveItPy program. The tip link must follow the ``ee_delta``
-    convention: z pointing down and y along the finger closing axis at zero yaw.
-    """
-
-    def __init__(self, group: str, tip_link: str, ik_timeout_s: float, node_name: str = "safety_filter_moveit") -> None:
-        try:
-            from moveit.core.robot_state import RobotState
-            from moveit.planning import MoveItPy
-        except ImportError as error:
-            raise ImportError(f"kinematics backend 'moveit' needs moveit_py (MoveIt 2), which is not importable: "
-                              f"{error}") from error
-        self.group = group
-        self.tip_link = tip_link
-        self.ik_timeout_s = ik_timeout_s
-        self._moveit = MoveItPy(node_name=node_name)
-        self._state = RobotState(self._moveit.get_robot_model())
-
-    def forward(self, q: np.ndarray) -> EePose:
-        self._state.set_joint_group_positions(self.group, np.asarray(q, dtype=np.float64))
-        self._state.update()
-        pose = self._state.get_pose(self.tip_link)
-        rotation = np.zeros(9)
-        o = pose.orientation
-        mujoco.mju_quat2Mat(rotation, np.array([o.w, o.x, o.y, o.z]))
-        y_axis = rotation.reshape(3, 3)[:, 1]
-        position = np.array([pose.position.x, pose.position.y, pose.position.z])
-        return EePose(position, float(np.arctan2(-y_axis[0], y_axis[1])))
-
-    def inverse(self, target: EePose, q_init: np.ndarray) -> np.ndarray:
-        from geometry_msgs.msg import Pose
-
-        quaternion = np.zeros(4)
-        mujoco.mju_mat2Quat(quaternion, yaw_rotation(target.yaw_rad).ravel())
-        pose = Pose()
-        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in target.position_m)
-        pose.orientation.w, pose.orientation.x, pose.orientation.y, pose.orientation.z = (float(v) for v in quaternion)
-        self._state.set_joint_group_positions(self.group, np.asarray(q_init, dtype=np.float64))
-        self._state.update()
-        if not self._state.set_from_ik(self.group, pose, self.tip_link, self.ik_timeout_s):
-            raise ValueError(f"no IK solution for {self.tip_link} at {target.position_m.round(3).tolist()} "
-                             f"yaw {target.yaw_rad:.3f} rad")
-        return np.asarray(self._state.get_joint_group_positions(self.group), dtype=np.float64)
+_BACKENDS: dict[str, Callable[[RobotConfig], Kinematics]] = {"mujoco": mujoco_kinematics, "mjcf": mjcf_kinematics}
+"""Kinematics backend name -> factory; ROS-side backends add themselves with :func:`register_kinematics_backend`."""

@@ -9,18 +9,15 @@ import gymnasium  # noqa: E402
 
 from rlvla_ros.sim.env import ENV_ID, REWARD_MODES, TabletopEnv, make_vector_env  # noqa: E402
 from rlvla_ros.sim.kinematics import ArmKinematics, EeDeltaConfig, EePose  # noqa: E402
-from rlvla_ros.sim.tabletop_sim import JOINT_NAMES, PROPRIOCEPTION_NAMES, TabletopSim  # noqa: E402
-from rlvla_ros.sim.tasks import SPLITS, TASKS  # noqa: E402
+from rlvla_ros.sim.tabletop_sim import TabletopSim  # noqa: E402
+from rlvla_ros.sim.tasks import TASKS  # noqa: E402
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="rlvla_ros.sim.env:TabletopEnv")
 
 __all__ = [
     "ENV_ID",
-    "JOINT_NAMES",
-    "PROPRIOCEPTION_NAMES",
     "REWARD_MODES",
-    "SPLITS",
     "TASKS",
     "ArmKinematics",
     "EeDeltaConfig",

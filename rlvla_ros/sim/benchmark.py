@@ -86,7 +86,8 @@ def benchmark_experts(episodes: int = 50, image_size: int = 32) -> dict:
 
     Images are rendered small: the expert reads privileged state, so the image size does not change the outcome.
     """
-    from rlvla_ros.sim.tasks import SPLITS, TASKS
+    from rlvla_ros.contract import SPLITS
+    from rlvla_ros.sim.tasks import TASKS
 
     env = TabletopEnv(task=None, image_size=image_size)
     results: dict = {"episodes_per_task_and_split": episodes, "success_rate": {}, "mean_steps_id": {}}

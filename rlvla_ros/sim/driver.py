@@ -17,13 +17,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from rlvla_ros.contract import MAX_SEED, SPLITS
 from rlvla_ros.sim.env import TabletopEnv
 from rlvla_ros.sim.tabletop_sim import CAMERA_NAMES, GRIPPER_MAX_OPENING_M, CameraIntrinsics, JointState
-from rlvla_ros.sim.tasks import SPLITS, TASKS
+from rlvla_ros.sim.tasks import TASKS
 from rlvla_ros.sim.trajectory import INTERPOLATIONS, ArmTrajectory
-
-MAX_SEED = 2**31 - 1
-"""Drawn seeds are in [0, MAX_SEED]."""
 
 
 @dataclass(frozen=True)

@@ -30,16 +30,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rlvla_ros.rewards.shaping import potential_shaping
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES, SPLITS, potential_shaping
 from rlvla_ros.sim.experts import Expert
 from rlvla_ros.sim.kinematics import ArmKinematics, EeDeltaConfig, EePose
-from rlvla_ros.sim.tabletop_sim import (
-    ARM_JOINT_LIMITS_RAD,
-    GRIPPER_MAX_OPENING_M,
-    PROPRIOCEPTION_NAMES,
-    TabletopSim,
-)
-from rlvla_ros.sim.tasks import SPLITS, TASKS, Task
+from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, GRIPPER_MAX_OPENING_M, TabletopSim
+from rlvla_ros.sim.tasks import TASKS, Task
 
 ENV_ID = "rlvla/Tabletop-v0"
 INSTRUCTION_CHARSET = string.ascii_letters + string.digits + " ,.'-"

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, ARM_JOINT_NAMES, MODEL_PATH
+from rlvla_ros.contract import ARM_JOINT_NAMES
+from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, MODEL_PATH
 
 # Gripper pointing down at zero yaw: hand x along world -x, closing axis (hand y) along world +y, hand z down.
 _R_DOWN = np.diag([-1.0, 1.0, -1.0])

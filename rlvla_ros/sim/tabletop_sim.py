@@ -14,17 +14,11 @@ from pathlib import Path
 import mujoco
 import numpy as np
 
+from rlvla_ros.contract import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, JOINT_NAMES
+
 MODEL_PATH = Path(__file__).parent / "assets" / "tabletop.xml"
 """The scene MJCF shipped with the package."""
 
-ARM_JOINT_NAMES = ("base_yaw", "shoulder", "elbow", "wrist_pitch", "wrist_roll")
-"""Revolute arm joints, base to tip; each has a position actuator of the same name."""
-
-FINGER_JOINT_NAMES = ("finger_left", "finger_right")
-"""Gripper slide joints; each is the distance (m) from the gripper centre line to that finger's pad."""
-
-JOINT_NAMES = ARM_JOINT_NAMES + FINGER_JOINT_NAMES
-"""Every joint in :meth:`TabletopSim.joint_state`, in order (like ``/joint_states`` of a real arm)."""
 
 ARM_JOINT_LIMITS_RAD = np.array([[-2.0, 2.0], [-1.2, 2.0], [-0.3, 2.9], [-1.0, 2.8], [-2.9, 2.9]])
 """(5, 2) lower/upper position limit of each arm joint, as in the MJCF (checked against the model at load)."""
@@ -32,8 +26,6 @@ ARM_JOINT_LIMITS_RAD = np.array([[-2.0, 2.0], [-1.2, 2.0], [-0.3, 2.9], [-1.0, 2
 GRIPPER_MAX_OPENING_M = 0.08
 """Widest gap between the finger pads."""
 
-PROPRIOCEPTION_NAMES = ARM_JOINT_NAMES + ("gripper_opening_m",)
-"""Order of the policy ``proprio`` vector: arm joint positions (rad), then the gap between the finger pads (m)."""
 
 HOME_ARM_Q = np.array([0.0, 0.357, 1.662, 1.122, 0.0])
 """Arm pose at reset: gripper pointing down about 0.2 m above the middle of the table."""

@@ -41,6 +41,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from rlvla_ros.contract import SPLITS
 from rlvla_ros.sim.experts import Expert, PickAndPlaceExpert, PushExpert
 from rlvla_ros.sim.kinematics import EeDeltaConfig
 from rlvla_ros.sim.tabletop_sim import (
@@ -52,8 +53,6 @@ from rlvla_ros.sim.tabletop_sim import (
     VisualVariation,
 )
 
-SPLITS = ("id", "ood_color", "ood_position", "ood_distractor", "ood_visual")
-"""Generalisation splits every task supports; see the module docstring."""
 
 ID_COLORS: dict[str, tuple[float, float, float]] = {
     "red": (0.85, 0.12, 0.10),

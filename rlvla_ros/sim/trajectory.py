@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, ARM_JOINT_NAMES
+from rlvla_ros.contract import ARM_JOINT_NAMES
+from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD
 
 INTERPOLATIONS = ("step", "linear")
 """Ways of turning trajectory points into set points; see the module docstring."""

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from rlvla_ros.training import distributed
+from rlvla_ros.rollouts import distributed
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
 

@@ -15,6 +15,7 @@ demo` and the learner service read); the command line only says where and how it
 into ``output_dir``; the bag and the job folders go to ``work_dir``.
 
     python -m rlvla_ros.training.experiments --recipe ppo_end_to_end --output-dir /tmp/e2e/out --work-dir runs/e2e
+    python -m rlvla_ros.training.experiments --algorithm grpo     # the documented experiment of that algorithm
 """
 
 from __future__ import annotations
@@ -36,18 +37,20 @@ import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
+from rlvla_ros.contract import DEMO_SEED_START
 from rlvla_ros.data import BagWriter, EpisodeRecord, export_lerobot, write_episode
 from rlvla_ros.envs import family_of_tasks
 from rlvla_ros.policies import load_policy
-from rlvla_ros.training.curves import plot_learning_curves
-from rlvla_ros.training.evaluation import EvalResults, evaluate
+from rlvla_ros.rollouts.curves import plot_learning_curves
+from rlvla_ros.rollouts.evaluation import EvalResults, evaluate
+from rlvla_ros.rollouts.statistics import success_table
+from rlvla_ros.rollouts.workers import ParallelSimRollouts
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 from rlvla_ros.training.recipes import Recipe, load_recipe
-from rlvla_ros.training.rollout_workers import ParallelSimRollouts
-from rlvla_ros.training.statistics import success_table
 
-DEMO_SEED_START = 10_000
-"""Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
+
+ALGORITHM_RECIPES = {"ppo": "ppo_end_to_end", "grpo": "grpo_lift"}
+"""The recipe ``--algorithm`` runs: the documented experiment of each online algorithm (``docs/results/``)."""
 
 
 @dataclass
@@ -346,8 +349,11 @@ def _plot_comparison(table: dict, config: ExperimentConfig, path: Path) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     defaults = ExperimentConfig
-    parser.add_argument("--recipe", default="ppo_end_to_end",
-                        help="a recipe name in config/recipes/ or a YAML file (default: %(default)s)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--recipe", help="a recipe name in config/recipes/ or a YAML file (default: the ppo one)")
+    which.add_argument("--algorithm", choices=sorted(ALGORITHM_RECIPES),
+                       help="the recipe of that algorithm's experiment: "
+                            + ", ".join(f"{name}: {recipe}" for name, recipe in ALGORITHM_RECIPES.items()))
     parser.add_argument("--output-dir", default=defaults.output_dir)
     parser.add_argument("--work-dir", default=defaults.work_dir)
     parser.add_argument("--eval-splits", nargs="+", default=[],
@@ -364,8 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = ExperimentConfig(
-            recipe=load_recipe(args.recipe), output_dir=args.output_dir, work_dir=args.work_dir,
-            eval_splits=args.eval_splits, num_envs=args.num_envs, eval_workers=args.eval_workers,
+            recipe=load_recipe(args.recipe or ALGORITHM_RECIPES[args.algorithm or "ppo"]), output_dir=args.output_dir,
+            work_dir=args.work_dir, eval_splits=args.eval_splits, num_envs=args.num_envs, eval_workers=args.eval_workers,
             rl_processes=args.rl_processes, final_eval=args.final_eval, bc_from_lerobot=args.bc_from_lerobot,
         )
     except ValueError as error:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from rlvla_ros.envs import ALL_TASKS, family_of_tasks
 from rlvla_ros.training.experiments import expert_episode
-from rlvla_ros.training.statistics import wilson_interval
+from rlvla_ros.rollouts.statistics import wilson_interval
 
 IMAGE_SIZE = 16
 """The expert reads privileged state; images are rendered but unused, so small."""

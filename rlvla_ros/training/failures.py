@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlvla_ros.contract import VALIDATION_SEED_START
 from rlvla_ros.sim.env import TabletopEnv
 
 FAILURE_KINDS = ("success", "wrong_cube", "grasped_no_success", "reached_no_grasp", "never_reached")
@@ -27,14 +28,12 @@ REACH_RADIUS_M = 0.03
 """Gripper-to-cube-centre distance (m) that counts as reaching a cube."""
 SINGLE_CUBE_TASKS = ("lift", "push", "place_side")
 """Tasks whose instruction names one cube (``stack`` names two)."""
-VALIDATION_SEED_START = 5000
-"""Default first seed: the online trainers' validation seeds, disjoint from the test seeds 0.."""
 
-ChooseChunk = Callable[[TabletopEnv, dict[str, Any]], np.ndarray]
+EnvChunkChooser = Callable[[TabletopEnv, dict[str, Any]], np.ndarray]
 """``(env, observation) -> (H, 5)`` actions to execute."""
 
 
-def episode_failure(env: TabletopEnv, task: str, split: str, seed: int, choose_chunk: ChooseChunk) -> str:
+def episode_failure(env: TabletopEnv, task: str, split: str, seed: int, choose_chunk: EnvChunkChooser) -> str:
     """Run one episode with ``choose_chunk`` and return its kind (one of :data:`FAILURE_KINDS`)."""
     if task not in SINGLE_CUBE_TASKS:
         raise ValueError(f"failure kinds need a task that names one cube, one of {SINGLE_CUBE_TASKS}; got {task!r}")
@@ -64,9 +63,9 @@ def episode_failure(env: TabletopEnv, task: str, split: str, seed: int, choose_c
     return "reached_no_grasp" if reached[0] else "never_reached"
 
 
-def policy_chunks(policy: Any) -> ChooseChunk:
+def policy_chunks(policy: Any) -> EnvChunkChooser:
     """The policy's deterministic chunk for one observation."""
-    from rlvla_ros.training.rollouts import stack_observations
+    from rlvla_ros.rollouts.sim_rollouts import stack_observations
 
     def choose(env: TabletopEnv, observation: dict[str, Any]) -> np.ndarray:
         with torch.no_grad():
@@ -76,7 +75,7 @@ def policy_chunks(policy: Any) -> ChooseChunk:
 
 
 def failure_counts(
-    choose_chunk: ChooseChunk, task: str, splits: Sequence[str], seeds: Sequence[int], image_size: int
+    choose_chunk: EnvChunkChooser, task: str, splits: Sequence[str], seeds: Sequence[int], image_size: int
 ) -> dict[str, dict[str, int]]:
     """``{split: {kind: episodes}}`` over ``seeds``, every kind listed (zeros included)."""
     env = TabletopEnv(task=None, image_size=image_size)

@@ -34,7 +34,7 @@ from rlvla_ros.algorithms import (
     progress_fraction,
 )
 from rlvla_ros.data import check_dataset
-from rlvla_ros.policies.base import read_config_json
+from rlvla_ros.policies.pretrained import read_config_json
 from rlvla_ros.training.recipes import load_recipe
 
 

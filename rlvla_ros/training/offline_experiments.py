@@ -14,8 +14,10 @@
    model; no weight change). The frozen-encoder policy barely generalises to unseen initial states from this little
    data (see ``bc`` on held-out seeds), which is why the comparison is made on the recorded setups.
 
-Writes ``results.json``, the learning curves and a bar chart into ``docs/results/offline_lift`` and the steering
-numbers into ``docs/results/steering_lift``. Bags and checkpoints go to ``--work-dir`` (not committed).
+Every method trains a ``frozen_encoder`` policy (``calql`` and ``recap`` train only that one). Writes
+``results.json``, the learning curves and a bar chart into ``<results-dir>/offline_lift`` and the steering numbers into
+``<results-dir>/steering_lift`` (``--results-dir``, default ``docs/results`` of the working directory: run it from the
+repository root to update the committed results). Bags and checkpoints go to ``--work-dir`` (not committed).
 
     python -m rlvla_ros.training.offline_experiments --work-dir /tmp/offline_work
 """
@@ -38,18 +40,18 @@ from rlvla_ros.algorithms.base import JobContext, Trainer, apply_overrides
 from rlvla_ros.algorithms.bc import BcTrainer
 from rlvla_ros.algorithms.calql import CRITIC_DIR, CalQlTrainer
 from rlvla_ros.algorithms.recap import RecapTrainer
-from rlvla_ros.algorithms.value import ChunkQFunction, ValueTrainer, evaluate_with_steering
+from rlvla_ros.algorithms.value import ValueTrainer
+from rlvla_ros.contract import OFFLINE_SETUP_SEED_START
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import load_policy
+from rlvla_ros.policies.chunk_q import ChunkQFunction
+from rlvla_ros.rollouts.curves import plot_learning_curves
+from rlvla_ros.rollouts.evaluation import evaluate, evaluate_with_steering
 from rlvla_ros.sim import TabletopEnv
-from rlvla_ros.training.curves import plot_learning_curves
-from rlvla_ros.training.evaluation import evaluate
 from rlvla_ros.training.experiments import expert_episode, scripted_episode
 from rlvla_ros.training.jobs import run_job
 
-SETUP_SEED_START = 30_000
 FAILURES = ("no_grasp", "drop", "stall")
-RESULTS_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -58,6 +60,8 @@ class OfflineExperimentConfig:
 
     work_dir: str = "/tmp/rlvla_offline_experiment"
     """Bags, job folders and checkpoints (large; not committed)."""
+    results_dir: str = "docs/results"
+    """Where ``offline_<task>/`` and ``steering_<task>/`` (results.json, curves, bar chart) are written."""
     task: str = "lift"
     """Task of the data and the evaluation."""
     num_setups: int = 40
@@ -117,7 +121,7 @@ def record_mixed_bags(config: OfflineExperimentConfig, root: Path) -> dict:
     env = TabletopEnv(task=None, image_size=config.image_size)
     rng = np.random.default_rng(config.seed)
     stats: dict = {}
-    setups = range(SETUP_SEED_START, SETUP_SEED_START + config.num_setups)
+    setups = range(OFFLINE_SETUP_SEED_START, OFFLINE_SETUP_SEED_START + config.num_setups)
     with BagWriter(root, prefix="expert") as writer:
         stamp_ns = time.time_ns()
         outcomes = []
@@ -164,7 +168,7 @@ def run_experiment(config: OfflineExperimentConfig) -> dict:
     timings["record_s"] = time.monotonic() - t0
 
     common = {"seed": config.seed, "tasks": [config.task], "image_size": config.image_size,
-              "chunk_size": config.chunk_size}
+              "chunk_size": config.chunk_size, "policy_type": "frozen_encoder"}
     contexts: dict[str, JobContext] = {}
     t0 = time.monotonic()
     contexts["bc"] = run_trainer(BcTrainer(), common, datasets, config.bc_steps, work / "bc")
@@ -181,7 +185,7 @@ def run_experiment(config: OfflineExperimentConfig) -> dict:
         contexts[name] = run_trainer(trainer, overrides, datasets, steps, work / name)
         timings[f"{name}_s"] = time.monotonic() - t0
 
-    setup_seeds = list(range(SETUP_SEED_START, SETUP_SEED_START + config.num_setups))
+    setup_seeds = list(range(OFFLINE_SETUP_SEED_START, OFFLINE_SETUP_SEED_START + config.num_setups))
     held_out_seeds = list(range(config.eval_episodes))
     success: dict[str, float] = {}
     held_out: dict[str, float] = {}
@@ -235,9 +239,10 @@ def run_experiment(config: OfflineExperimentConfig) -> dict:
                                   "with_steering": calql_steering["steered"][config.task]["id"]},
         "timings_s": {k: timings[k] for k in ("eval_steering_s", "eval_calql_steering_s")},
     }
-    offline_dir, steering_dir = RESULTS_DIR / f"offline_{config.task}", RESULTS_DIR / f"steering_{config.task}"
-    offline_dir.mkdir(exist_ok=True)
-    steering_dir.mkdir(exist_ok=True)
+    results = Path(config.results_dir)
+    offline_dir, steering_dir = results / f"offline_{config.task}", results / f"steering_{config.task}"
+    offline_dir.mkdir(parents=True, exist_ok=True)
+    steering_dir.mkdir(parents=True, exist_ok=True)
     _write_json(offline_dir / "results.json", offline)
     _write_json(steering_dir / "results.json", steered)
     for name, ctx in contexts.items():

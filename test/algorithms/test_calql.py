@@ -8,9 +8,9 @@ import torch
 
 from rlvla_ros.algorithms.base import JobContext, apply_overrides
 from rlvla_ros.algorithms.calql import CRITIC_DIR, CalQlConfig, CalQlTrainer, sample_chunks
-from rlvla_ros.algorithms.value import ChunkQFunction
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, TokenVla, load_policy
+from rlvla_ros.policies.chunk_q import ChunkQFunction
 
 SIZE = 32
 

@@ -7,20 +7,17 @@ import pytest
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, apply_overrides
-from rlvla_ros.algorithms.recap import (
+from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.recap import RecapConfig, RecapTrainer, advantages, binarise
+from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
+from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, load_policy
+from rlvla_ros.policies.advantage_conditioned import (
     NOT_POSITIVE,
     POSITIVE,
     AdvantageConditionedConfig,
     AdvantageConditionedPolicy,
-    RecapConfig,
-    RecapTrainer,
-    advantages,
-    binarise,
     condition,
 )
-from rlvla_ros.algorithms.value import ChunkTransitions
-from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
-from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, load_policy
 
 SIZE = 32
 IMAGE = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3), dtype=np.uint8)
@@ -140,4 +137,3 @@ def test_trainer_imitates_the_successful_half_of_contradicting_data(tmp_path):
     assert trained.predict(obs, deterministic=True).actions.mean().item() > 0.6
     trained.config.inference_indicator = NOT_POSITIVE
     assert trained.predict(obs, deterministic=True).actions.mean().item() < -0.6
-

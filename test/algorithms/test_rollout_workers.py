@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 import torch
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.algorithms.ppo import PpoConfig
-from rlvla_ros.training.rollout_workers import ParallelSimRollouts, changing_state
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.policies import new_policy
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts, changing_state
 
 SPECS = [EpisodeSpec("lift", "id", seed) for seed in (3, 4, 5)] + [EpisodeSpec("push", "ood_color", 6)]
 
 
 @pytest.fixture(scope="module")
 def policy():
-    return fresh_policy(TrainerConfig(image_size=32)).eval()
+    return new_policy("frozen_encoder", image_size=32).eval()
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,8 @@ def test_an_online_job_trains_on_the_episodes_of_every_process(tmp_path):
     from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
     trainer, context = prepare_job(JobRequest("ppo", steps=1, overrides_yaml=(
-        "{image_size: 32, num_envs: 2, rollout_workers: 1, episodes_per_iteration: 4, eval_episodes: 2}")), tmp_path)
+        "{policy_type: frozen_encoder, image_size: 32, num_envs: 2, rollout_workers: 1, episodes_per_iteration: 4, "
+        "eval_episodes: 2}")), tmp_path)
     metrics = run_job(trainer, context)
     # 4 lift episodes of a fresh policy time out after 50 steps: 13 chunks of 4 each, half of them in the worker.
     assert metrics["decisions"] == 4 * 13 and metrics["rollout/episode_length"] == 50
@@ -95,7 +96,7 @@ def test_an_online_job_trains_on_the_episodes_of_every_process(tmp_path):
 
 
 def test_rollout_benchmark_reports_both_setups_and_their_ratio():
-    from rlvla_ros.training.rollout_benchmark import benchmark_rollouts
+    from rlvla_ros.rollouts.benchmark import benchmark_rollouts
 
     result = benchmark_rollouts(episodes=2, repeats=1, num_envs=1, image_size=32)
     one, parallel = result["one_process_env_steps_per_s"], result["with_1_workers_env_steps_per_s"]

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
-from rlvla_ros.training.evaluation import evaluate, evaluation_specs
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.policies import new_policy
+from rlvla_ros.rollouts.evaluation import evaluate, evaluation_specs
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
 
 
 @pytest.fixture(scope="module")
 def policy():
-    return fresh_policy(TrainerConfig(image_size=32)).eval()
+    return new_policy("frozen_encoder", image_size=32).eval()
 
 
 @pytest.fixture(scope="module")

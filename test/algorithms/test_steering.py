@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlvla_ros.algorithms.value import ChunkQConfig, ChunkQFunction
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
 from rlvla_ros.policies.steering import choose_chunk, steering_hook
 
 SIZE = 32

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from rlvla_ros.algorithms import ALGORITHMS, apply_overrides, progress_fraction
-from rlvla_ros.algorithms.base import JobContext, TrainerConfig, fresh_policy
+from rlvla_ros.algorithms.base import JobContext
+from rlvla_ros.algorithms.offline import proprio_dim
 from rlvla_ros.algorithms.online import run_progress
-from rlvla_ros.policies import load_policy
+from rlvla_ros.data import episodes_from_bag
+from rlvla_ros.policies import load_policy, new_policy
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 
 from .conftest import TOY_IMAGE_SIZE
@@ -38,7 +40,8 @@ def test_bc_loss_decreases_and_writes_checkpoints_curve_and_tensorboard(expert_b
 def _online_context(algorithm: str, tmp_path, source, overrides: dict, steps: int = 12) -> tuple:
     trainer_class = ALGORITHMS[algorithm]
     config = apply_overrides(trainer_class.config_class, {
-        "image_size": TOY_IMAGE_SIZE, "eval_episodes": 1, "num_envs": 1, "eval_interval": 100, **overrides,
+        "policy_type": "frozen_encoder", "image_size": TOY_IMAGE_SIZE, "eval_episodes": 1, "num_envs": 1,
+        "eval_interval": 100, **overrides,
     })
     context = JobContext(config=config, output_dir=tmp_path / algorithm, steps=steps,
                          rollout_source=source, tensorboard=False)
@@ -111,6 +114,8 @@ def test_ppo_target_kl_stops_the_epochs_of_an_iteration_early(tmp_path, toy_sour
     ("ppo", {"episodes_per_iteration": 8, "minibatch_size": 8}),
     ("grpo", {"group_size": 4, "groups_per_iteration": 2, "minibatch_size": 8}),
 ])
+
+
 def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_path, toy_source, algorithm, batch):
     learning_rates = {}
     for anneal in (False, True):
@@ -124,7 +129,7 @@ def test_anneal_lr_decays_the_learning_rate_linearly_over_the_iterations(tmp_pat
 
 def test_a_trainable_encoder_learns_at_its_scaled_learning_rate():
     config = apply_overrides(ALGORITHMS["ppo"].config_class, {"learning_rate": 1e-3, "encoder_lr_scale": 0.1})
-    policy = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=TOY_IMAGE_SIZE))
+    policy = new_policy("film_keypoints", image_size=TOY_IMAGE_SIZE)
     heads, encoder = ALGORITHMS["ppo"]().optimizer_for(policy, config).param_groups
     assert (heads["lr"], encoder["lr"]) == pytest.approx((1e-3, 1e-4))
     assert {id(p) for p in encoder["params"]} == {id(p) for p in policy.encoder_parameters()}
@@ -205,9 +210,6 @@ def test_grpo_skips_the_update_when_every_group_is_uninformative(tmp_path, toy_s
 
 def test_a_fresh_policy_takes_its_robots_proprioception_and_a_checkpoint_for_another_is_refused(
         expert_bag, tmp_path):
-    from rlvla_ros.algorithms.bc import proprio_dim
-    from rlvla_ros.data import episodes_from_bag
-
     episodes = episodes_from_bag(expert_bag)
     assert proprio_dim(episodes) == 6  # the tabletop arm's 5 joints and gripper
     panda_like = episodes[0]
@@ -216,7 +218,7 @@ def test_a_fresh_policy_takes_its_robots_proprioception_and_a_checkpoint_for_ano
     with pytest.raises(ValueError, match=r"mix proprio lengths \[6, 8\]"):
         proprio_dim(episodes)
 
-    tabletop = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=TOY_IMAGE_SIZE))
+    tabletop = new_policy("film_keypoints", image_size=TOY_IMAGE_SIZE)
     tabletop.save_pretrained(tmp_path / "tabletop")
     config = apply_overrides(ALGORITHMS["ppo"].config_class, {
         "tasks": ["pick_cube"], "init_checkpoint": str(tmp_path / "tabletop")})

@@ -8,17 +8,11 @@ import pytest
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, apply_overrides
-from rlvla_ros.algorithms.value import (
-    ChunkQConfig,
-    ChunkQFunction,
-    ChunkTransitions,
-    CriticEnsemble,
-    ValueConfig,
-    ValueTrainer,
-    conservative_critic_loss,
-    polyak_update,
-)
+from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
+from rlvla_ros.algorithms.conservative_critic import conservative_critic_loss, polyak_update
+from rlvla_ros.algorithms.value import ValueConfig, ValueTrainer
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction, CriticEnsemble
 
 DATA_ACTION = 0.5
 OOD_ACTION = -0.9

@@ -9,9 +9,9 @@ import yaml
 from rclpy.qos import DurabilityPolicy, QoSProfile
 from sensor_msgs.msg import JointState
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.launching.background import BackgroundLaunch
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
+from rlvla_ros.policies import new_policy
 from rlvla_ros.ros.param_files import write_config_overlay
 
 from .test_launch_files import GRAPH_NODES, resolved
@@ -45,7 +45,7 @@ def panda_graph(tmp_path):
     """panda_sim.launch.yaml (real.launch.yaml on the panda_driver) with dry run off, lock-step, a fresh
     film_keypoints policy of proprio_dim 8 and 6-step episodes."""
     checkpoint = tmp_path / "policy"
-    fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=32), proprio_dim=8).save_pretrained(checkpoint)
+    new_policy("film_keypoints", image_size=32, proprio_dim=8).save_pretrained(checkpoint)
     config_dir = write_config_overlay(tmp_path / "config", {"panda_driver": {"image_size": 32},
                                                             "perception": {"image_size": 32}})
     nodes_file = config_dir / "robots" / "panda_nodes.yaml"

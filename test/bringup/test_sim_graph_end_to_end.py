@@ -46,11 +46,11 @@ def test_episodes_run_and_a_fine_tune_reaches_the_running_policy(sim_graph, ros_
     assert len(ends) - len(finished()) <= 1, sim_graph.log_tail()
     assert {chunk.policy_version for chunk in executed} == {0}
 
-    bag, _ = record_expert_bag(tmp_path / "demos", ["lift"], num_demos=2, image_size=128)
+    bag, _ = record_expert_bag(tmp_path / "demos", ["lift"], num_demos=2, image_size=64)
     commander = FineTuneCommander(f"/{NAMESPACE}/learner", context=ros_graph.context)
     try:
         job = commander.start_finetune("bc", datasets=[str(bag)], steps=20,
-                                       overrides={"tasks": ["lift"], "image_size": 128, "chunk_size": 4})
+                                       overrides={"tasks": ["lift"], "image_size": 64, "chunk_size": 4})
         assert job.accepted, job.message
         final = commander.wait_for_job(job.job_id, timeout_s=180.0)
     finally:

@@ -109,3 +109,12 @@ def test_finetune_action_carries_goal_feedback_and_result(ros_graph, wait_for):
     assert goals == [goal]
     assert result_future.result().result == result
     assert wait_for(lambda: feedbacks == [feedback])
+
+
+def test_the_contract_codes_are_the_interfaces_codes():
+    from rlvla_ros import contract
+    from rlvla_ros.msg import EpisodeEvent
+
+    assert (contract.EPISODE_START, contract.EPISODE_END) == (EpisodeEvent.START, EpisodeEvent.END)
+    for reason in ("SUCCESS", "TIMEOUT", "ABORT", "INTERVENTION", "STALLED"):
+        assert getattr(contract, f"TERMINATION_{reason}") == getattr(EpisodeEvent, f"TERMINATION_{reason}")

@@ -1,4 +1,4 @@
-"""The sim graph under a seeded sample of generated malformed input (rlvla_ros.ros.graph_fuzz): every node stays up,
+"""The sim graph under a seeded sample of generated malformed input (rlvla_ros.graph_bench.graph_fuzz): every node stays up,
 every malformed request or parameter change is refused with a reason, nothing unsafe reaches the arm.
 
 `RLVLA_FUZZ_CASES` and `RLVLA_FUZZ_SEED` change the sample; `rlvla bench fuzz --json` runs a longer one."""
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from rlvla_ros.ros.command_monitor import gripper_violations, trajectory_violations
-from rlvla_ros.ros.graph_fuzz import fuzz_sim_graph
+from rlvla_ros.graph_bench.command_monitor import gripper_violations, trajectory_violations
+from rlvla_ros.graph_bench.graph_fuzz import fuzz_sim_graph
 from rlvla_ros.safety.robot_config import load_robot_config, robot_config_path
 
 CASES = int(os.environ.get("RLVLA_FUZZ_CASES", "240"))

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from rlvla_ros.training.experiments import ExperimentConfig, run_experiment
+from rlvla_ros.training.experiments import ExperimentConfig, main, run_experiment
 from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe
 
 
@@ -86,3 +86,14 @@ def test_an_experiments_splits_belong_to_its_robot(tmp_path):
         ExperimentConfig(recipe=load_recipe("panda_pick_cube"), eval_splits=["id", "ood_distractor"])
     assert ExperimentConfig(recipe=load_recipe("panda_pick_cube")).eval_splits == [
         "id", "ood_position", "ood_color", "ood_lighting"]
+
+
+def test_a_recipe_key_of_another_algorithm_stops_the_experiment_before_it_records_anything(tmp_path, capsys):
+    recipe = yaml.safe_load((RECIPES_DIR / "ppo_end_to_end.yaml").read_text())
+    recipe["rl_overrides"]["group_size"] = 8  # a GRPO setting in a PPO run
+    (tmp_path / "mixed.yaml").write_text(yaml.safe_dump(recipe))
+    with pytest.raises(SystemExit):
+        main(["--recipe", str(tmp_path / "mixed.yaml"), "--work-dir", str(tmp_path / "work"),
+              "--output-dir", str(tmp_path / "results")])
+    assert "the ppo job: unknown PpoConfig overrides ['group_size']" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()

@@ -53,10 +53,10 @@ def test_a_task_that_names_two_cubes_is_refused(env):
 
 
 def test_the_command_line_prints_the_counts_of_a_checkpoint(tmp_path, capsys):
-    from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
+    from rlvla_ros.policies import new_policy
     from rlvla_ros.training.failures import main
 
-    fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=32)).save_pretrained(tmp_path / "policy")
+    new_policy("film_keypoints", image_size=32).save_pretrained(tmp_path / "policy")
     assert main([str(tmp_path / "policy"), "--splits", "id", "ood_color", "--episodes", "2"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["seeds"] == "5000..5001" and set(printed["counts"]) == {"id", "ood_color"}
@@ -67,6 +67,8 @@ def test_the_command_line_prints_the_counts_of_a_checkpoint(tmp_path, capsys):
     (["--episodes", "0"], "--episodes must be >= 1, got 0"),
     ([], "is not a policy checkpoint"),
 ])
+
+
 def test_the_command_line_refuses_bad_arguments_with_the_reason(tmp_path, capsys, arguments, message):
     from rlvla_ros.training.failures import main
 

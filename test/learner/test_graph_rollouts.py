@@ -6,12 +6,12 @@ import time
 import numpy as np
 from sensor_msgs.msg import Image
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, Reward
+from rlvla_ros.policies import new_policy
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec
+from rlvla_ros.ros.graph_rollouts import EpisodeAssembler, GraphRolloutSource
 from rlvla_ros.srv import LoadCheckpoint
-from rlvla_ros.training.graph_rollouts import EpisodeAssembler, GraphRolloutSource
-from rlvla_ros.training.rollouts import EpisodeSpec
 
 LENGTH = 5
 
@@ -95,7 +95,7 @@ def test_graph_source_syncs_weights_then_collects_only_new_episodes(ros_graph, w
 
     stream("before_sync", True)  # an episode of older weights: must not be collected
     assert wait_for(lambda: source.assembler.num_ready == 1, 10.0)
-    policy = fresh_policy(TrainerConfig(image_size=32))
+    policy = new_policy("frozen_encoder", image_size=32)
     result: list = []
     collector = threading.Thread(target=lambda: result.extend(
         source.collect(policy, [EpisodeSpec("lift", "id", 7)] * 2, temperature=1.0)))

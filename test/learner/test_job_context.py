@@ -6,13 +6,14 @@ import matplotlib.image
 import pytest
 import torch
 
-from rlvla_ros.algorithms.base import JobContext, TrainerConfig, fresh_policy
+from rlvla_ros.algorithms.base import JobContext, TrainerConfig
+from rlvla_ros.policies import new_policy
 from rlvla_ros.policies import load_policy
 
 
 @pytest.fixture(scope="module")
 def policy():
-    return fresh_policy(TrainerConfig(image_size=32))
+    return new_policy("frozen_encoder", image_size=32)
 
 
 def test_latest_follows_every_save_and_best_only_improvements(policy, tmp_path):
@@ -40,7 +41,7 @@ def test_only_a_finite_evaluation_of_finite_weights_after_the_start_is_handed_ov
     assert (tmp_path / "best").resolve().name == "step_00000000" and announced == []
     context.save_checkpoint(policy, 1, score=float("nan"))
     context.save_checkpoint(policy, 2, score=float("inf"))
-    broken = fresh_policy(TrainerConfig(image_size=32))
+    broken = new_policy("frozen_encoder", image_size=32)
     with torch.no_grad():
         next(broken.parameters()).fill_(float("nan"))
     context.save_checkpoint(broken, 3, score=0.9)

@@ -1,11 +1,13 @@
 """Recipes: the shipped ones load, bad ones are refused at load with what is wrong, and the learner's jobs read them."""
 
+import dataclasses
 import math
 
 import pytest
 import yaml
 
 from rlvla_ros.algorithms import ALGORITHMS
+from rlvla_ros.training.experiments import ALGORITHM_RECIPES
 from rlvla_ros.training.jobs import JobRequest, prepare_job
 from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe, recipe_path
 
@@ -22,7 +24,7 @@ def write_recipe(tmp_path, name="custom", base="demo_quick", **changes):
     return path
 
 
-@pytest.mark.parametrize("name", ["demo", "demo_quick", "ppo_end_to_end"])
+@pytest.mark.parametrize("name", ["demo", "demo_quick", "ppo_end_to_end", "grpo_lift"])
 def test_every_shipped_recipe_loads_with_counts_for_budgets(name):
     recipe = load_recipe(name)
     assert recipe.name == name and recipe.path == str(RECIPES_DIR / f"{name}.yaml")
@@ -89,3 +91,12 @@ def test_a_learner_job_the_recipe_has_no_settings_for_is_refused(tmp_path):
         prepare_job(JobRequest("grpo", [], 0, "{recipe: demo_quick}"), tmp_path / "job")
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         prepare_job(JobRequest("ppo", [], 0, "{recipe: nope}"), tmp_path / "job")
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHM_RECIPES))
+def test_the_experiments_algorithm_option_runs_a_recipe_of_that_algorithm(algorithm):
+    recipe = load_recipe(ALGORITHM_RECIPES[algorithm])
+    assert recipe.rl_algorithm == algorithm
+    steps, overrides = recipe.job(algorithm)
+    assert steps == recipe.rl_iterations and set(overrides) <= {f.name for f in dataclasses.fields(
+        ALGORITHMS[algorithm].config_class)}

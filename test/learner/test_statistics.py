@@ -2,7 +2,7 @@
 
 import pytest
 
-from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
+from rlvla_ros.rollouts.statistics import difference_interval, successes_of, wilson_interval
 
 
 @pytest.mark.parametrize(("successes", "episodes", "expected"), [
@@ -11,6 +11,8 @@ from rlvla_ros.training.statistics import difference_interval, successes_of, wil
     (0, 20, (0.0, 0.1611)),       # example (c): no successes, the interval still has width
     (1, 29, (0.0061, 0.1718)),    # example (d)
 ])
+
+
 def test_wilson_interval_matches_published_values(successes, episodes, expected):
     low, high = wilson_interval(successes, episodes)
     assert low == pytest.approx(expected[0], abs=1e-4) and high == pytest.approx(expected[1], abs=1e-4)
@@ -23,6 +25,8 @@ def test_wilson_interval_matches_published_values(successes, episodes, expected)
     ((5, 56), (0, 29), (-0.0381, 0.1926)),
     ((0, 10), (0, 20), (-0.1611, 0.2775)),
 ])
+
+
 def test_difference_interval_matches_newcombes_hybrid_score_method(a, b, expected):
     low, high = difference_interval(*a, *b)
     assert low == pytest.approx(expected[0], abs=1e-4) and high == pytest.approx(expected[1], abs=1e-4)

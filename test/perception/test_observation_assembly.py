@@ -3,13 +3,14 @@
 import numpy as np
 import pytest
 
+from rlvla_ros.contract import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES
 from rlvla_ros.ros.observation_assembly import (
     JointStateHistory,
     ProprioceptionReader,
     RateGate,
     crop_and_resize,
 )
-from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, PROPRIOCEPTION_NAMES, TabletopSim
+from rlvla_ros.sim.tabletop_sim import TabletopSim
 
 MS = 1_000_000
 """Nanoseconds per millisecond."""

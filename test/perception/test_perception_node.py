@@ -14,12 +14,12 @@ from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
+from rlvla_ros.contract import JOINT_NAMES, PROPRIOCEPTION_NAMES
 from rlvla_ros.msg import EpisodeEvent, Observation
 from rlvla_ros.nodes.perception import Perception, PerceptionConfig
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.ros.stats import STATS_QOS
-from rlvla_ros.sim.tabletop_sim import JOINT_NAMES, PROPRIOCEPTION_NAMES
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 """How long a test waits to be confident that nothing more gets published."""

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rlvla_ros.policies import TokenVla, load_policy, registered_policies
-from rlvla_ros.policies.base import WEIGHTS_NAME
+from rlvla_ros.policies.pretrained import WEIGHTS_NAME
 
 from .conftest import make_obs, tiny_token_vla_config
 
@@ -66,7 +66,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(saved, monkeypatch)
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr("rlvla_ros.policies.base.save_file", crash)
+    monkeypatch.setattr("rlvla_ros.policies.pretrained.save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         policy.save_pretrained(directory)
     assert (directory / WEIGHTS_NAME).read_bytes() == before

@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -20,8 +22,8 @@ def policy() -> FilmKeypointsPolicy:
     torch.manual_seed(0)
     policy = FilmKeypointsPolicy(tiny_config()).eval()
     with torch.no_grad():  # non-zero FiLM so the instruction reaches the image features from the start
-        for film in policy.image_encoder.films:
-            film.weight.normal_(0.0, 0.5)
+        for block in policy.image_encoder.blocks:
+            block.film.weight.normal_(0.0, 0.5)
     return policy
 
 
@@ -29,6 +31,17 @@ def test_spatial_softmax_finds_the_peak():
     maps = torch.full((1, 1, 5, 9), -50.0)
     maps[0, 0, 4, 0] = 50.0  # bottom-left corner
     assert torch.allclose(spatial_softmax(maps), torch.tensor([[-1.0, 1.0]]), atol=1e-4)
+
+
+def test_checkpoints_with_the_pre_block_weight_names_still_load(policy):
+    legacy = {re.sub(r"image_encoder\.blocks\.(\d+)\.(conv|film)\.", r"image_encoder.\2s.\1.", key): value
+              for key, value in policy.state_dict().items()}
+    assert any(key.startswith("image_encoder.convs.0.") for key in legacy)
+    assert any(key.startswith("image_encoder.films.1.") for key in legacy)
+    fresh = FilmKeypointsPolicy(tiny_config())
+    fresh.load_state_dict(legacy)
+    for key, value in policy.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
 
 
 def test_predict_shapes_and_log_probs_match_log_prob(policy):
@@ -66,7 +79,7 @@ def test_encoder_trains_end_to_end_unless_frozen():
     assert not supports_cached_features(trainable)
     obs = make_obs(2, size=SIZE)
     trainable.log_prob(obs, torch.zeros(2, 3, 5))[0].sum().backward()
-    assert trainable.image_encoder.convs[0].weight.grad is not None
+    assert trainable.image_encoder.blocks[0].conv.weight.grad is not None
     frozen = FilmKeypointsPolicy(tiny_config()).freeze_encoder()
     assert frozen.config.freeze_encoder and supports_cached_features(frozen)
     assert {name.split(".")[0] for name, p in frozen.named_parameters() if p.requires_grad} == {

@@ -12,10 +12,10 @@ from std_msgs.msg import Header, String
 
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
 from rlvla_ros.nodes.perception import Perception
-from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.nodes.policy import PolicyNode
 from rlvla_ros.policies import TokenVla, TokenVlaConfig
 from rlvla_ros.ros.images import rgb_to_image
+from rlvla_ros.ros.qos import EPISODE_EVENT_QOS
 from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.sim.tabletop_sim import TabletopSim
 
@@ -29,7 +29,7 @@ def test_sim_frames_through_perception_and_policy_match_the_policy_on_the_env_ob
     torch.manual_seed(7)
     policy = TokenVla(TokenVlaConfig(chunk_size=4)).eval()
     policy.save_pretrained(tmp_path / "ckpt")
-    ros_graph.add(Perception(context=ros_graph.context))
+    ros_graph.add(Perception(context=ros_graph.context, parameter_overrides=[Parameter("image_size", value=128)]))
     ros_graph.add(PolicyNode(context=ros_graph.context, parameter_overrides=[
         Parameter("checkpoint", value=str(tmp_path / "ckpt")), Parameter("horizon", value=4),
         Parameter("deterministic", value=True)]))

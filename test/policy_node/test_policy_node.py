@@ -9,12 +9,12 @@ import torch
 from rclpy.parameter import Parameter
 from std_msgs.msg import String
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.msg import ActionChunk, Observation
 from rlvla_ros.nodes.policy import PolicyNode, PolicyNodeConfig
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, TokenVla, TokenVlaConfig
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.stats import STATS_QOS
-from rlvla_ros.sim.tabletop_sim import PROPRIOCEPTION_NAMES
 from rlvla_ros.srv import LoadCheckpoint
 
 HORIZON = 4
@@ -47,7 +47,7 @@ class Rig:
 
     def __init__(self, ros_graph, wait_for, **parameters):
         self.wait_for = wait_for
-        parameters = {"horizon": HORIZON, "stats_period_s": 0.05, **parameters}
+        parameters = {"horizon": HORIZON, "image_size": 128, "stats_period_s": 0.05, **parameters}
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         self.node = ros_graph.add(PolicyNode(context=ros_graph.context, parameter_overrides=overrides))
         self.test = ros_graph.node("policy_test")

@@ -5,12 +5,12 @@ import pytest
 import torch
 from rclpy.parameter import Parameter
 
-from rlvla_ros.algorithms.value import ChunkQConfig, ChunkQFunction
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.msg import ActionChunk, Observation
 from rlvla_ros.nodes.policy import PolicyNode
 from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy
+from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction
 from rlvla_ros.ros.images import rgb_to_image
-from rlvla_ros.sim.tabletop_sim import PROPRIOCEPTION_NAMES
 
 HORIZON = 4
 SIZE = 32

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rlvla_ros.rewards.episode_book import EpisodeSchedule, EpisodeSpec, RunningEpisode, SuccessStats
+from rlvla_ros.rewards.episode_book import EpisodeSchedule, ScheduledEpisode, RunningEpisode, SuccessStats
 
 
 def test_schedule_cycles_tasks_then_splits_and_moves_the_seed_after_each_cycle():
@@ -21,6 +21,8 @@ def test_schedule_takes_one_max_steps_for_every_task():
 
 @pytest.mark.parametrize("kwargs", [dict(tasks=[]), dict(splits=[]), dict(max_steps=[10, 20, 30]),
                                     dict(max_steps=[0])])
+
+
 def test_schedule_refuses_bad_input(kwargs):
     args = dict(tasks=["lift", "push"], splits=["id"], max_steps=[50]) | kwargs
     with pytest.raises(ValueError):
@@ -28,7 +30,7 @@ def test_schedule_refuses_bad_input(kwargs):
 
 
 def episode(max_steps=5, **kwargs) -> RunningEpisode:
-    return RunningEpisode("ep1", EpisodeSpec(0, "lift", "id", 3, max_steps), "lift the red block", **kwargs)
+    return RunningEpisode("ep1", ScheduledEpisode(0, "lift", "id", 3, max_steps), "lift the red block", **kwargs)
 
 
 def test_success_reward_ends_the_episode_with_its_step_plus_one_as_length():
@@ -78,7 +80,7 @@ def test_stalled_episodes_count_only_among_the_terminations():
 def test_stats_count_success_rates_per_task_and_split():
     stats = SuccessStats()
     for task, split, success in [("lift", "id", True), ("lift", "id", False), ("push", "ood_color", True)]:
-        running = RunningEpisode(f"{task}{split}", EpisodeSpec(0, task, split, 0, 5), "x")
+        running = RunningEpisode(f"{task}{split}", ScheduledEpisode(0, task, split, 0, 5), "x")
         running.on_reward(0, float(success), success) if success else running.abort()
         stats.add(running)
     summary = json.loads(stats.to_json())

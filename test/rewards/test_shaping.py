@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from rlvla_ros.rewards.shaping import PotentialShaper, potential_shaping
+from rlvla_ros.contract import potential_shaping
+from rlvla_ros.rewards.shaping import PotentialShaper
 
 
 def test_shaping_terms_telescope_over_an_episode():

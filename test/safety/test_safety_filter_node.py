@@ -14,13 +14,14 @@ from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
+from rlvla_ros.contract import FINGER_JOINT_NAMES, JOINT_NAMES
 from rlvla_ros.msg import ActionChunk, EpisodeEvent
 from rlvla_ros.nodes import safety_filter
 from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS
 from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.safety import robot_config_path
-from rlvla_ros.sim.tabletop_sim import FINGER_JOINT_NAMES, HOME_ARM_Q, JOINT_NAMES
+from rlvla_ros.sim.tabletop_sim import HOME_ARM_Q
 
 QUIET_S = 0.5
 """How long a test waits to be confident that nothing more gets published."""
@@ -205,6 +206,8 @@ def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
     {"dry_run": True},
     {"robot_config": str(robot_config_path("example_arm"))},  # dry_run: true in the robot file wins
 ])
+
+
 def test_dry_run_publishes_nothing_to_the_arm(rig, parameters):
     r = rig(watchdog_timeout_s=0.3, **parameters)
     assert r.node.dry_run
@@ -453,6 +456,8 @@ def test_dry_run_switched_on_at_run_time_stops_commands_at_once(rig):
     ("fault_clear_messages", 0, "fault_clear_messages must be >= 1"),
     ("robot_config", "/nonexistent/robot.yaml", "/nonexistent/robot.yaml"),
 ])
+
+
 def test_invalid_values_are_refused_at_run_time_with_the_reason(rig, name, value, reason):
     r = rig(watchdog_timeout_s=0.5)
     before = r.node.get_parameter(name).value

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.sim import ENV_ID, TASKS, make_vector_env
 from rlvla_ros.sim.env import TabletopEnv
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD, PROPRIOCEPTION_NAMES
+from rlvla_ros.sim.tabletop_sim import ARM_JOINT_LIMITS_RAD
 
 
 def _rollout(env: TabletopEnv, seed: int, actions: np.ndarray) -> list[dict]:

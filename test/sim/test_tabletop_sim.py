@@ -6,13 +6,13 @@ import mujoco
 import numpy as np
 import pytest
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.sim.tabletop_sim import (
     ARM_JOINT_LIMITS_RAD,
     ARM_JOINT_NAMES,
     BLOCK_HALF_SIZE_M,
     GRIPPER_MAX_OPENING_M,
     JOINT_NAMES,
-    PROPRIOCEPTION_NAMES,
     TabletopSim,
     VisualVariation,
 )

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from rlvla_ros.contract import SPLITS
 from rlvla_ros.sim.env import TabletopEnv
-from rlvla_ros.sim.tasks import ID_COLORS, ID_REGION, OOD_COLORS, SPLITS, TASKS, PlaceSideTask
+from rlvla_ros.sim.tasks import ID_COLORS, ID_REGION, OOD_COLORS, TASKS, PlaceSideTask
 
 SEEDS = range(10)
 

@@ -17,13 +17,14 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import Float64MultiArray, Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from rlvla_ros.contract import ARM_JOINT_NAMES, JOINT_NAMES
 from rlvla_ros.msg import TaskSuccess
 from rlvla_ros.nodes import sim_bridge as sim_bridge_module
 from rlvla_ros.nodes.sim_bridge import MAX_CATCH_UP_PERIODS, SimBridge
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.sim.env import TabletopEnv
 from rlvla_ros.sim.kinematics import ArmKinematics, EePose
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES, GRIPPER_MAX_OPENING_M, HOME_ARM_Q, JOINT_NAMES
+from rlvla_ros.sim.tabletop_sim import GRIPPER_MAX_OPENING_M, HOME_ARM_Q
 from rlvla_ros.srv import ResetEpisode
 
 PERIOD_S = 0.1
@@ -399,7 +400,6 @@ def test_realtime_mode_catches_up_a_late_tick_by_a_few_periods_at_most(rig, wait
     assert widest_gap_ns(100) == MAX_CATCH_UP_PERIODS * period_ns
 
 
-
 def expert_step(twin: TabletopEnv) -> tuple[np.ndarray, float]:
     """The twin's expert action as the safety filter executes it: joint targets from the set point, gripper opening."""
     action = twin.expert_action()
@@ -426,4 +426,3 @@ def test_scripted_expert_over_the_topics_succeeds_and_the_bridge_tracks_a_twin_e
             break
     assert successes[-1] and not any(successes[:-1])
     twin.close()
-

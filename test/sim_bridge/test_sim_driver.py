@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from rlvla_ros.contract import ARM_JOINT_NAMES
 from rlvla_ros.sim.driver import SimDriver
 from rlvla_ros.sim.env import TabletopEnv
-from rlvla_ros.sim.tabletop_sim import ARM_JOINT_NAMES, GRIPPER_MAX_OPENING_M, HOME_ARM_Q
+from rlvla_ros.sim.tabletop_sim import GRIPPER_MAX_OPENING_M, HOME_ARM_Q
 from rlvla_ros.sim.trajectory import ArmTrajectory
 
 MS = 1_000_000
@@ -37,6 +38,8 @@ def test_trajectory_reorders_joints_to_the_arm_order():
     (NAMES, [MS], [[0.0, np.nan, 1.0, 1.0, 0.0]], "shoulder = nan"),
     (NAMES, [MS, 2 * MS], [[0.0, 0.3, 1.0, 1.0, 0.0], [0.0, 0.3, 3.0, 1.0, 0.0]], "point 1: elbow = 3.0"),
 ])
+
+
 def test_trajectory_refuses_bad_content_with_the_reason(names, times, positions, reason):
     with pytest.raises(ValueError, match=reason):
         ArmTrajectory.from_points(names, times, positions)

@@ -11,12 +11,14 @@ turns each channel of the last map into a keypoint, the expected (x, y) in [-1, 
 
 from __future__ import annotations
 
+import re
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from rlvla_ros.policies.base import ObsBatch, register_policy
 from rlvla_ros.policies.encoders import EMBEDDING_DIM, MiniLmSentenceEncoder
+from rlvla_ros.policies.film import FilmConvBlock
 from rlvla_ros.policies.film_keypoints.configuration_film_keypoints import FilmKeypointsConfig
 from rlvla_ros.policies.gaussian_chunk import GaussianChunkPolicy
 from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
@@ -33,32 +35,39 @@ def spatial_softmax(maps: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, y], dim=-1)
 
 
+LEGACY_KEY = re.compile(r"(convs|films)\.(\d+)\.(weight|bias)")
+LEGACY_PARTS = {"convs": "conv", "films": "film"}
+
+
 class FilmConvEncoder(nn.Module):
-    """Conv -> GroupNorm -> FiLM(instruction) -> ReLU per layer, then spatial-softmax keypoints (B, 2C)."""
+    """FiLM conv blocks (GroupNorm without affine, FiLM starting as the identity, no ReLU after the last), then
+    spatial-softmax keypoints (B, 2C)."""
 
     def __init__(self, channels: list[int], strides: list[int], condition_dim: int) -> None:
         super().__init__()
         ins = [3, *channels[:-1]]
-        self.convs = nn.ModuleList(
-            nn.Conv2d(a, b, 3, stride=s, padding=1) for a, b, s in zip(ins, channels, strides, strict=True)
+        last = len(channels) - 1
+        self.blocks = nn.ModuleList(
+            FilmConvBlock(a, b, condition_dim, stride=s, affine_norm=False, identity_init=True, relu=i < last)
+            for i, (a, b, s) in enumerate(zip(ins, channels, strides, strict=True))
         )
-        self.norms = nn.ModuleList(nn.GroupNorm(min(8, c), c, affine=False) for c in channels)
-        self.films = nn.ModuleList(nn.Linear(condition_dim, 2 * c) for c in channels)
-        for film in self.films:
-            nn.init.zeros_(film.weight)
-            nn.init.zeros_(film.bias)
         self.keypoint_dim = 2 * channels[-1]
 
     def forward(self, pixels: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         """Keypoints (B, 2C) of images (B, 3, S, S) in [0, 1] under instruction embeddings (B, D)."""
         x = (pixels - 0.5) / 0.25
-        last = len(self.convs) - 1
-        for i, (conv, norm, film) in enumerate(zip(self.convs, self.norms, self.films, strict=True)):
-            gamma, beta = film(condition)[:, :, None, None].chunk(2, dim=1)
-            x = norm(conv(x)) * (1.0 + gamma) + beta
-            if i < last:
-                x = F.relu(x)
+        for block in self.blocks:
+            x = block(x, condition)
         return spatial_softmax(x)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """Checkpoints saved before the blocks existed name their weights ``convs.i`` / ``films.i``."""
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            legacy = LEGACY_KEY.fullmatch(key[len(prefix):])
+            if legacy:
+                part, index, tensor = legacy.groups()
+                state_dict[f"{prefix}blocks.{index}.{LEGACY_PARTS[part]}.{tensor}"] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register_policy

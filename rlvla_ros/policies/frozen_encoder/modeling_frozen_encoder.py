@@ -9,42 +9,19 @@ state-independent log-std; MLP critic on the same features).
 
 from __future__ import annotations
 
-import torch
-
-from rlvla_ros.policies.base import ObsBatch, register_policy
-from rlvla_ros.policies.encoders import EMBEDDING_DIM, FEATURE_DIM, MiniLmSentenceEncoder, pretrained_mobilenet_v2
+from rlvla_ros.policies.base import register_policy
+from rlvla_ros.policies.encoders.frozen_perception import FrozenPerception
 from rlvla_ros.policies.frozen_encoder.configuration_frozen_encoder import FrozenEncoderConfig
 from rlvla_ros.policies.gaussian_chunk import GaussianChunkPolicy
-from rlvla_ros.policies.observations import batch_size, image_tensor, proprio_tensor
 
 
 @register_policy
-class FrozenEncoderPolicy(GaussianChunkPolicy):
+class FrozenEncoderPolicy(FrozenPerception, GaussianChunkPolicy):
     """Frozen MobileNetV2 + MiniLM features -> tanh-Gaussian chunk actor and value critic."""
 
     config_class = FrozenEncoderConfig
     config: FrozenEncoderConfig
-    frozen_prefixes = ("image_encoder.", "text_encoder.")
 
     def __init__(self, config: FrozenEncoderConfig) -> None:
         super().__init__(config)
-        self.image_encoder = pretrained_mobilenet_v2().requires_grad_(False)
-        self.text_encoder = MiniLmSentenceEncoder()
-        self.build_heads(FEATURE_DIM + EMBEDDING_DIM + config.proprio_dim)
-
-    def train(self, mode: bool = True) -> FrozenEncoderPolicy:
-        """Train mode for the heads only: the frozen MobileNet keeps its BatchNorm statistics."""
-        super().train(mode)
-        self.image_encoder.eval()
-        return self
-
-    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
-        """Concatenated frozen features (B, 1280 + 384 + P); no gradient flows into the encoders."""
-        batch_size(obs_batch)
-        device = self.device
-        with torch.no_grad():
-            pixels = image_tensor(obs_batch["image"], self.config.image_size, device)
-            image = self.image_encoder.embed(self.image_encoder.normalize(pixels))
-            text = self.text_encoder(list(obs_batch["instruction"]))
-        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, device)
-        return torch.cat([image, text, proprio], dim=-1)
+        self.build_heads(self.build_frozen_perception())

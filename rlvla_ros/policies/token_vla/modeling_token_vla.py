@@ -23,8 +23,9 @@ from transformers import (
 )
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
+from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive, sample_bins
-from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyOutput, register_policy
+from rlvla_ros.policies.base import ObsBatch, Policy, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor, proprio_tensor
 from rlvla_ros.policies.token_vla.configuration_token_vla import TokenVlaConfig
 from rlvla_ros.policies.token_vla.tokenizer import BOS_ID, EOS_ID, PAD_ID, ByteActionTokenizer

@@ -1,12 +1,16 @@
-"""Success rates of a policy per task and split, from simulated episodes on fixed seed lists."""
+"""Success rates of a policy per task and split, from simulated episodes on fixed seed lists, with and without
+test-time steering."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from rlvla_ros.envs import family_of_tasks
 from rlvla_ros.policies import Policy
-from rlvla_ros.training.rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
+from rlvla_ros.policies.steering import ChunkScorer, steering_hook
+from rlvla_ros.rollouts.sim_rollouts import ChooseChunk, EpisodeSpec, SimRollouts, success_rate
 
 EvalResults = dict[str, dict[str, float]]
 """``{task: {split: success_rate}}``."""
@@ -61,3 +65,31 @@ def mean_over_tasks(results: EvalResults, splits: Sequence[str]) -> float:
     if not rates:
         raise ValueError("no results for those splits")
     return sum(rates) / len(rates)
+
+
+def evaluate_with_steering(
+    policy: Policy,
+    q_model: ChunkScorer,
+    tasks: Sequence[str],
+    splits: Sequence[str],
+    seeds: Sequence[int],
+    *,
+    budget: int = 8,
+    temperature: float = 1.0,
+    num_envs: int = 8,
+    seed: int = 0,
+) -> dict[str, EvalResults]:
+    """Success rates ``{"policy": ..., "steered": ...}`` of ``policy`` on the same episodes without and with steering.
+
+    ``budget`` is the test-time compute: candidate chunks sampled (at ``temperature``) and scored per decision.
+    Without steering the policy acts deterministically; the weights are the same in both runs.
+    """
+    rollouts = SimRollouts(num_envs, image_size=policy.config.image_size)
+    try:
+        plain = evaluate(policy, tasks, splits, seeds, rollouts=rollouts)
+        torch.manual_seed(seed)
+        hook = steering_hook(policy, q_model, budget, temperature)
+        steered = evaluate(policy, tasks, splits, seeds, choose_chunk=hook, rollouts=rollouts)
+    finally:
+        rollouts.close()
+    return {"policy": plain, "steered": steered}

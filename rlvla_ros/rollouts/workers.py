@@ -21,7 +21,7 @@ import torch
 
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
-from rlvla_ros.training.rollouts import ChooseChunk, EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.sim_rollouts import ChooseChunk, EpisodeSpec, SimRollouts
 
 STARTUP_TIMEOUT_S = 300.0
 """A worker that is not ready (imports, policy loaded, renderers made) within this time is an error."""

@@ -1,8 +1,8 @@
 """Fuzz the running sim graph: hundreds of malformed requests, messages and parameter changes from hypothesis.
 
 :func:`fuzz_sim_graph` launches ``sim.launch.yaml`` (the real nodes as processes, over real topics), watches the arm
-and gripper commands with an independent :class:`~rlvla_ros.ros.command_monitor.CommandMonitor`, sends a seeded
-sample of :func:`~rlvla_ros.ros.fuzz_cases.graph_cases`, then checks that every node still answers and none died.
+and gripper commands with an independent :class:`~rlvla_ros.graph_bench.command_monitor.CommandMonitor`, sends a seeded
+sample of :func:`~rlvla_ros.graph_bench.fuzz_cases.graph_cases`, then checks that every node still answers and none died.
 :class:`FuzzReport` counts cases, bad replies (a malformed request accepted, or answered without a reason, or not
 answered), crashes and unsafe commands. ``rlvla bench fuzz --json`` runs a longer sample; test/fuzz a bounded one.
 """
@@ -23,9 +23,9 @@ from rcl_interfaces.msg import Parameter
 from rcl_interfaces.srv import GetParameters, SetParameters
 from rclpy.parameter import parameter_value_to_python as parameter_value
 
+from rlvla_ros.graph_bench.command_monitor import CommandMonitor
+from rlvla_ros.graph_bench.fuzz_cases import REPEAT_PERIOD_S, MessageCase, ParameterCase, ServiceCase, graph_cases
 from rlvla_ros.launching.background import BackgroundLaunch
-from rlvla_ros.ros.command_monitor import CommandMonitor
-from rlvla_ros.ros.fuzz_cases import REPEAT_PERIOD_S, MessageCase, ParameterCase, ServiceCase, graph_cases
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.param_files import package_config_dir, write_config_overlay
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, INSTRUCTION_QOS

@@ -25,14 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rlvla_ros.contract import EPISODE_END, UNCOUNTED_TERMINATIONS
 from rlvla_ros.data.bag_episodes import EpisodeTables, file_message, tables_to_episode
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.data.typestore import ACTION_CHUNK, EPISODE_EVENT, OBSERVATION, REWARD
 from rlvla_ros.policies import Policy
-from rlvla_ros.rewards.episode_book import UNCOUNTED_TERMINATIONS
-from rlvla_ros.training.rollouts import EpisodeSpec
-
-_END = 1
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec
 
 
 class EpisodeAssembler:
@@ -53,7 +51,7 @@ class EpisodeAssembler:
     def add(self, msgtype: str, msg: Any, now_s: float | None = None) -> None:
         """File one message (``msgtype`` is the ROS type name, e.g. ``rlvla_ros/msg/Observation``)."""
         now_s = time.monotonic() if now_s is None else now_s
-        ended = msgtype == EPISODE_EVENT and msg.event == _END
+        ended = msgtype == EPISODE_EVENT and msg.event == EPISODE_END
         with self._lock:
             if ended and msg.termination_reason in UNCOUNTED_TERMINATIONS:
                 self.dropped += 1

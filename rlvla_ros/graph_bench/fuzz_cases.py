@@ -5,7 +5,7 @@ out-of-range override, a dataset outside the learner's data root, a checkpoint t
 the wrong type or a non-finite one, ...): the graph must refuse each with a reason. :class:`MessageCase`s are
 published as they are (images of any size and encoding, joint states with NaN or 10 rad, chunks with NaN rows,
 trajectories to the driver): no reply, but nothing may die and nothing unsafe may reach the arm. Messages on topics
-that :class:`~rlvla_ros.ros.command_monitor.CommandMonitor` reads carry its ``INJECTED_FRAME_ID``.
+that :class:`~rlvla_ros.graph_bench.command_monitor.CommandMonitor` reads carry its ``INJECTED_FRAME_ID``.
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from std_msgs.msg import Header, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rlvla_ros.algorithms import ALGORITHMS
+from rlvla_ros.contract import ACTION_SPACE, ARM_JOINT_NAMES, SPLITS
+from rlvla_ros.graph_bench.command_monitor import INJECTED_FRAME_ID
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, Observation, Reward, TaskSuccess
-from rlvla_ros.ros.command_monitor import INJECTED_FRAME_ID
-from rlvla_ros.sim import SPLITS
 from rlvla_ros.sim.tasks import TASKS
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, ResetEpisode, StartFineTune, StopFineTune
 
-ARM_JOINTS = ("base_yaw", "shoulder", "elbow", "wrist_pitch", "wrist_roll")
 NON_FINITE = (math.nan, math.inf, -math.inf)
 REPEAT_PERIOD_S = 0.02
 
@@ -207,8 +206,8 @@ def images(draw) -> Image:
 
 @st.composite
 def joint_states(draw) -> JointState:
-    names = draw(st.one_of(st.just(list(ARM_JOINTS)), st.permutations(ARM_JOINTS).map(list),
-                           st.lists(st.one_of(st.sampled_from(ARM_JOINTS + ("finger_left",)), texts), max_size=7)))
+    names = draw(st.one_of(st.just(list(ARM_JOINT_NAMES)), st.permutations(ARM_JOINT_NAMES).map(list),
+                           st.lists(st.one_of(st.sampled_from(ARM_JOINT_NAMES + ("finger_left",)), texts), max_size=7)))
     size = draw(st.sampled_from([len(names), len(names), len(names) - 1, len(names) + 1]))
     # Each value drawn on its own, or one implausible value on every joint (a faulty encoder, a spoofed topic).
     positions = draw(st.one_of(st.lists(floats, min_size=max(size, 0), max_size=max(size, 0)),
@@ -225,7 +224,7 @@ def action_chunks(draw) -> ActionChunk:
     actions = draw(st.lists(st.one_of(st.floats(-1.0, 1.0, width=32), floats32), min_size=size, max_size=size))
     return ActionChunk(
         episode_id=draw(texts), step=draw(st.integers(0, 2**31)), horizon=horizon, action_dim=dim, actions=actions,
-        action_space=draw(st.sampled_from(["ee_delta", "ee_delta", "joint", ""])),
+        action_space=draw(st.sampled_from([ACTION_SPACE, ACTION_SPACE, "joint", ""])),
         log_probs=draw(st.lists(floats32, max_size=6)), value=draw(floats32), policy_version=draw(st.integers(0, 9)),
         source=draw(st.sampled_from(["policy", "teleop", "expert", ""])))
 
@@ -234,12 +233,12 @@ def valid_teleop_chunks() -> st.SearchStrategy[MessageCase]:
     """A well-formed teleop chunk (in range, unstamped: executed at once on the newest joint state)."""
     return st.lists(st.floats(-1.0, 1.0, width=32), min_size=20, max_size=20).map(lambda actions: MessageCase(
         "teleop/action_chunk", ActionChunk, ActionChunk(horizon=4, action_dim=5, actions=actions,
-                                                        action_space="ee_delta", source="teleop")))
+                                                        action_space=ACTION_SPACE, source="teleop")))
 
 
 @st.composite
 def trajectories(draw) -> JointTrajectory:
-    names = draw(st.one_of(st.just(list(ARM_JOINTS)), st.lists(texts, max_size=6)))
+    names = draw(st.one_of(st.just(list(ARM_JOINT_NAMES)), st.lists(texts, max_size=6)))
     points = []
     for _ in range(draw(st.integers(0, 4))):
         width = draw(st.sampled_from([len(names), len(names), len(names) + 1]))
@@ -287,4 +286,3 @@ def graph_cases(node_configs: dict[str, type]) -> st.SearchStrategy[ServiceCase 
     kinds = [service_cases(), parameter_cases(node_configs), message_cases()]
     # A wide integer modulo 3 picks the kinds about equally often (sampled_from favours its first element).
     return st.integers(0, 2**16 - 1).flatmap(lambda n: kinds[n % len(kinds)])
-

@@ -24,7 +24,7 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from rlvla_ros.data.bag_reader import open_bag
-from rlvla_ros.ros.executables import find_executable
+from rlvla_ros.launching.executables import find_executable
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.srv import StopRecording
 

@@ -7,7 +7,7 @@ Each decision the policy (or a ``choose_chunk`` hook, e.g. test-time steering) a
 observations with one chunk (B, H, 5); every environment then executes the chunk's rows until it ends or the chunk
 runs out (open-loop chunk execution, as VLA policies run). Episodes come back as :class:`EpisodeRecord`s with the
 per-step log-probability of every executed row under the sampling distribution, the format the graph source
-(:mod:`rlvla_ros.training.graph_rollouts`) and recorded bags produce too.
+(:mod:`rlvla_ros.ros.graph_rollouts`) and recorded bags produce too.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.envs import EnvFamily, family_of
 from rlvla_ros.policies import Policy

@@ -12,9 +12,9 @@ import time
 
 import torch
 
-from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
-from rlvla_ros.training.rollout_workers import ParallelSimRollouts
-from rlvla_ros.training.rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.policies import new_policy
+from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
+from rlvla_ros.rollouts.workers import ParallelSimRollouts
 
 
 def benchmark_rollouts(episodes: int = 48, repeats: int = 3, num_envs: int = 16, image_size: int = 64,
@@ -25,7 +25,7 @@ def benchmark_rollouts(episodes: int = 48, repeats: int = 3, num_envs: int = 16,
         raise ValueError("episodes and repeats must be >= 1")
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    policy = fresh_policy(TrainerConfig(policy_type="film_keypoints", image_size=image_size, seed=seed)).eval()
+    policy = new_policy("film_keypoints", image_size=image_size).eval()
     specs = [EpisodeSpec("lift", "id", seed + i) for i in range(episodes)]
     setups = {"one_process": SimRollouts(num_envs, image_size)}
     try:

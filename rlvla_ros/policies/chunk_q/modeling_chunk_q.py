@@ -1,0 +1,90 @@
+"""Action-chunk Q-function ``Q(s, a_chunk)``: ranks the chunks a policy proposes (test-time steering, V-GPS / Hume)
+and is the critic of offline RL (``calql``).
+
+:class:`ChunkQFunction` is an ensemble of MLP critics on the frozen perception features of
+:class:`~rlvla_ros.policies.FrozenEncoderPolicy` (MobileNetV2 image features, MiniLM instruction embedding, proprio)
+and a flattened ``(H, 5)`` ``ee_delta`` chunk. It is saved like a policy (``config.json`` + ``model.safetensors``,
+frozen encoders left out) but is not one: it only scores chunks that a policy proposes. The trainers that fit it are
+``value`` (:mod:`rlvla_ros.algorithms.value`) and ``calql`` (:mod:`rlvla_ros.algorithms.calql`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rlvla_ros.contract import ACTION_DIM
+from rlvla_ros.policies.chunk_q.configuration_chunk_q import ChunkQConfig
+from rlvla_ros.policies.encoders.frozen_perception import FrozenPerception
+from rlvla_ros.policies.pretrained import PretrainedModel
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` MLPs ``Q_k(features, chunk)``; each embeds the observation once and reuses it per chunk."""
+
+    def __init__(self, feature_dim: int, chunk_size: int, hidden_size: int, num_layers: int, num_critics: int):
+        super().__init__()
+        self.chunk_dim = chunk_size * ACTION_DIM
+        self.trunks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(feature_dim), nn.Linear(feature_dim, hidden_size), nn.LayerNorm(hidden_size),
+                          nn.ReLU())
+            for _ in range(num_critics)
+        )
+        self.heads = nn.ModuleList(self._head(hidden_size, num_layers) for _ in range(num_critics))
+
+    def _head(self, hidden_size: int, num_layers: int) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        width = hidden_size + self.chunk_dim
+        for _ in range(num_layers - 1):
+            layers += [nn.Linear(width, hidden_size), nn.LayerNorm(hidden_size), nn.ReLU()]
+            width = hidden_size
+        return nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """Q-values (K, B, ...) of chunks (B, ..., H, 5) at features (B, F): one chunk or several per state."""
+        if chunks.shape[0] != features.shape[0] or chunks.shape[-1] != ACTION_DIM:
+            raise ValueError(f"chunks {tuple(chunks.shape)} do not match features {tuple(features.shape)}")
+        flat = chunks.reshape(*chunks.shape[:-2], chunks.shape[-2] * ACTION_DIM)
+        if flat.shape[-1] != self.chunk_dim:
+            raise ValueError(f"chunks must have {self.chunk_dim // ACTION_DIM} steps, got {chunks.shape[-2]}")
+        values = []
+        for trunk, head in zip(self.trunks, self.heads, strict=True):
+            embedded = trunk(features)
+            embedded = embedded.view(len(features), *([1] * (flat.ndim - 2)), -1).expand(*flat.shape[:-1], -1)
+            values.append(head(torch.cat([embedded, flat], dim=-1)).squeeze(-1))
+        return torch.stack(values)
+
+
+class ChunkQFunction(FrozenPerception, PretrainedModel):
+    """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features (those of ``FrozenEncoderPolicy``); see the module
+    docstring."""
+
+    config_class = ChunkQConfig
+    config: ChunkQConfig
+
+    def __init__(self, config: ChunkQConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.critics = CriticEnsemble(
+            self.build_frozen_perception(), config.chunk_size, config.hidden_size, config.num_layers,
+            config.num_critics,
+        )
+
+    def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
+        """Ensemble Q-values (K, B, ...) of chunks (B, ..., H, 5) at precomputed :meth:`features` (B, F)."""
+        return self.critics(features, chunks)
+
+    def score(self, obs: dict[str, Any], candidates: torch.Tensor) -> torch.Tensor:
+        """Conservative (ensemble-minimum) Q (n,) of candidate chunks (n, H, 5) for one unbatched observation."""
+        single = {
+            "image": np.asarray(obs["image"])[None],
+            "proprio": np.asarray(obs["proprio"], dtype=np.float32)[None],
+            "instruction": [obs["instruction"]],
+        }
+        with torch.no_grad():
+            features = self.features(single)
+            chunks = torch.as_tensor(candidates, dtype=torch.float32, device=self.device)[None]
+            return self(features, chunks).amin(0)[0]
