@@ -15,6 +15,7 @@ from torch import nn
 
 from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
 from rlvla_ros.algorithms.offline import OfflineConfig
+from rlvla_ros.policies import Policy
 from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction, CriticEnsemble
 
 
@@ -111,13 +112,16 @@ class ConservativeCriticConfig(OfflineConfig):
 
 
 def make_critic(
-    config: ConservativeCriticConfig, *, chunk_size: int, proprio_dim: int, image_size: int
+    config: ConservativeCriticConfig, *, chunk_size: int, proprio_dim: int, image_size: int,
+    policy: Policy | None = None,
 ) -> ChunkQFunction:
-    """A fresh chunk Q-function of the config's width, depth and ensemble size, in train mode."""
+    """A fresh chunk Q-function of the config's width, depth and ensemble size, in train mode; on ``policy``'s own
+    features when given, else on generic frozen ones."""
     return ChunkQFunction(ChunkQConfig(
         chunk_size=chunk_size, proprio_dim=proprio_dim, image_size=image_size, hidden_size=config.hidden_size,
         num_layers=config.num_layers, num_critics=config.num_critics,
-    )).train()
+        encoder="mobilenet" if policy is None else "policy",
+    ), policy).train()
 
 
 def critic_update(

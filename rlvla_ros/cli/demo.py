@@ -7,8 +7,9 @@
    policy run episodes on the graph, recorded as the robot's own data (successes and failures);
 3. evaluate BC on the in-distribution split and the out-of-distribution splits;
 4. run online RL (PPO from the BC policy) through the same service, and evaluate it;
-5. train a chunk Q-function on the recorded bags through the service and evaluate RL with test-time steering
-   (the best of N sampled chunks by Q);
+5. train a chunk Q-function on the RL policy's own features through the service, from the recorded bags and the RL
+   policy's own simulated episodes (its successes and failures), and evaluate RL with test-time steering (the mode
+   or, where every critic agrees, a better sample);
 6. print a table of success rates and their differences with 95 % intervals (:mod:`rlvla_ros.rollouts.statistics`)
    and, as the last line, the same table as one JSON object.
 
@@ -225,7 +226,7 @@ def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict
         from rlvla_ros.policies.steering import steering_hook
 
         choose_chunk = steering_hook(policy, ChunkQFunction.from_pretrained(steering_model),
-                                     recipe.steering_candidates)
+                                     recipe.steering_candidates, recipe.steering_temperature, recipe.steering_margin)
     else:  # the steering hook is a closure in this process; plain evaluation shares the episodes with a worker
         from rlvla_ros.rollouts.workers import ParallelSimRollouts
 

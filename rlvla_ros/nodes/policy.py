@@ -13,10 +13,12 @@ node while control goes on with the old weights, then swaps them in under a lock
 that does not load (missing, not safetensors, another chunk size or input size) is answered success=false and the old
 weights stay.
 
-Test-time steering (``steering_candidates`` > 1 and a ``steering_model``): each observation gets that many chunks
-sampled from the policy at ``temperature``, the chunk Q-function (``rlvla_ros.policies.chunk_q.ChunkQFunction``)
-scores them, and the best one is published (its log-prob under the policy, its Q-value as the value). The weights
-never change; a hot-swapped policy is steered by the same Q-function.
+Test-time steering (``steering_candidates`` > 1 and a ``steering_model``): each observation gets the policy's mode
+and that many minus one chunks sampled at ``temperature``; the chunk Q-function
+(``rlvla_ros.policies.chunk_q.ChunkQFunction``) keeps the mode unless all its critics agree that a sample gains more
+than ``steering_margin`` (``rlvla_ros.policies.steering``). The chosen chunk is published with its log-prob under the
+policy and its (ensemble-minimum) Q-value as the value. The weights never change; a hot-swapped policy is steered by
+the same Q-function.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class PolicyNodeConfig:
         "description": "chunks sampled per observation and ranked by steering_model; 0 or 1: no steering"})
     steering_model: str = field(default="", metadata={
         "description": "ChunkQFunction save_pretrained directory that ranks the steering candidates"})
+    steering_margin: float = field(default=0.0, metadata={
+        "description": "a sample replaces the mode only if every critic scores it higher by more than this"})
 
     def __post_init__(self) -> None:
         if not self.checkpoint and self.model not in FRESH_MODELS:
@@ -86,6 +90,8 @@ class PolicyNodeConfig:
             raise ValueError(f"stats_period_s must be > 0, got {self.stats_period_s}")
         if self.steering_candidates < 0:
             raise ValueError(f"steering_candidates must be >= 0, got {self.steering_candidates}")
+        if not 0.0 <= self.steering_margin < float("inf"):
+            raise ValueError(f"steering_margin must be finite and >= 0, got {self.steering_margin}")
         if self.steering_candidates > 1 and not self.steering_model:
             raise ValueError("steering_candidates > 1 needs a steering_model directory")
 
@@ -203,16 +209,18 @@ class PolicyNode(Node):
     def choose_chunk(self, policy: Policy, obs: dict[str, Any]) -> PolicyOutput:
         """The chunk to execute for one observation, as a batch of one.
 
-        Without steering the policy's own sample (or mode); with it, the best of ``steering_candidates`` samples.
+        Without steering the policy's own sample (or mode); with it, the mode or a sample that the Q-function's
+        critics agree is better (:func:`rlvla_ros.policies.steering.choose_chunks`).
         """
         batch = {"image": obs["image"][None], "proprio": obs["proprio"][None], "instruction": [obs["instruction"]]}
         if self._q_model is None:
             return policy.predict(batch, deterministic=self.config.deterministic, temperature=self.config.temperature)
         temperature = self.config.temperature
-        chunk, scores = steering.choose_chunk(policy, self._q_model, obs, self.config.steering_candidates, temperature)
+        chunks, _, q_values = steering.choose_chunks(policy, self._q_model, batch, self.config.steering_candidates,
+                                                     temperature, self.config.steering_margin)
         with torch.no_grad():
-            log_probs, _ = policy.log_prob(batch, chunk[None], temperature=temperature)
-        return PolicyOutput(actions=chunk[None], log_probs=log_probs, values=scores.max()[None])
+            log_probs, _ = policy.log_prob(batch, chunks, temperature=temperature)
+        return PolicyOutput(actions=chunks, log_probs=log_probs, values=q_values)
 
     def _policy_input(self, msg: Observation, policy: Policy) -> dict[str, Any]:
         """The contract observation of ``msg`` for ``policy``; ValueError saying why it cannot be used."""

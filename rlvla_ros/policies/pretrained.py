@@ -87,8 +87,9 @@ def write_dir_atomically(target: Path, write: Any) -> None:
     try:
         write(tmp)
         for file in tmp.iterdir():
-            with open(file, "rb") as f:
-                os.fsync(f.fileno())
+            if file.is_file():  # a sub-checkpoint directory was written (and synced) atomically itself
+                with open(file, "rb") as f:
+                    os.fsync(f.fileno())
         if target.exists():
             # Directories cannot be os.replace'd over a non-empty one: move the old one aside first.
             old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex}")
@@ -138,8 +139,17 @@ class PretrainedModel(nn.Module):
         def write(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            self.save_parts(tmp)
 
         write_dir_atomically(Path(directory), write)
+
+    def save_parts(self, directory: Path) -> None:
+        """Write the checkpoints of sub-models that are not in ``model.safetensors`` (none here)."""
+
+    @classmethod
+    def build(cls: type[M], config: PretrainedConfig, directory: Path) -> M:
+        """The model of ``config`` before its weights are loaded; sub-models come from ``directory``."""
+        return cls(config)
 
     @classmethod
     def from_pretrained(cls: type[M], directory: str | os.PathLike, device: str | torch.device = "cpu") -> M:
@@ -152,7 +162,7 @@ class PretrainedModel(nn.Module):
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory} (only safetensors checkpoints are loaded)")
         state = load_safetensors_strict(weights)
-        model = cls(config)
+        model = cls.build(config, directory)
         expected = set(model.checkpoint_state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:

@@ -54,8 +54,14 @@ class Recipe:
     """Episodes the BC policy runs on the graph, recorded for the value model (`rlvla demo` only)."""
     value_steps: int = 0
     """Gradient steps of the steering chunk Q-function (`rlvla demo` only)."""
+    value_overrides: dict = field(default_factory=dict)
+    """Config overrides of the value job (`rlvla demo` only), e.g. ``encoder: policy``, ``rollout_episodes``."""
     steering_candidates: int = 0
-    """Chunks sampled per decision with test-time steering (`rlvla demo` only)."""
+    """Candidate chunks per decision with test-time steering, the policy's mode among them (`rlvla demo` only)."""
+    steering_temperature: float = 1.0
+    """Temperature of the sampled steering candidates (and of the value job's policy samples and rollouts)."""
+    steering_margin: float = 0.0
+    """A sample replaces the mode only if every critic scores it higher by more than this."""
     name: str = field(default="", compare=False)
     """The file's stem (set by :func:`load_recipe`, not a key of the file)."""
     path: str = field(default="", compare=False)
@@ -72,7 +78,8 @@ class Recipe:
         if algorithm == self.rl_algorithm:
             return self.rl_iterations, {**policy, **self.rl_overrides}
         if algorithm == "value" and self.value_steps > 0:
-            return self.value_steps, common
+            return self.value_steps, {**common, "sample_temperature": self.steering_temperature,
+                                      **self.value_overrides}
         raise ValueError(f"recipe {self.name or self.path!r} has no {algorithm!r} job "
                          f"(it has bc, {self.rl_algorithm}{', value' if self.value_steps > 0 else ''})")
 
@@ -113,7 +120,8 @@ def load_recipe(name_or_path: str) -> Recipe:
     unknown = sorted(set(data) - names)
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; valid: {sorted(names)}")
-    required = [f.name for f in _FILE_KEYS if f.default is dataclasses.MISSING]
+    required = [f.name for f in _FILE_KEYS
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     missing = [name for name in required if name not in data]
     if missing:
         raise ValueError(f"{where}: missing keys {missing}")
@@ -127,6 +135,8 @@ def load_recipe(name_or_path: str) -> Recipe:
     for key in ("graph_policy_episodes", "value_steps", "steering_candidates"):
         if data.get(key, 0) < 0:
             raise ValueError(f"{where}: {key} must be >= 0, got {data[key]}")
+    if data.get("steering_temperature", 1.0) <= 0 or data.get("steering_margin", 0.0) < 0:
+        raise ValueError(f"{where}: steering_temperature must be > 0 and steering_margin >= 0")
     if not data["tasks"]:
         raise ValueError(f"{where}: tasks must name at least one task")
     if "time_budget_s" in data["rl_overrides"] and data["rl_overrides"]["time_budget_s"] <= 0:
@@ -143,8 +153,10 @@ def _check_jobs(where: str, recipe: Recipe) -> None:
     if recipe.rl_algorithm not in ALGORITHMS:
         raise ValueError(f"{where}: unknown rl_algorithm {recipe.rl_algorithm!r}; valid: {sorted(ALGORITHMS)}")
     for algorithm in ("bc", recipe.rl_algorithm, *(("value",) if recipe.value_steps > 0 else ())):
+        # The demo's value job steers its RL checkpoint, known only at run time.
+        start = {"init_checkpoint": "<the RL checkpoint>"} if algorithm == "value" else {}
         try:
-            apply_overrides(ALGORITHMS[algorithm].config_class, recipe.job(algorithm)[1])
+            apply_overrides(ALGORITHMS[algorithm].config_class, {**start, **recipe.job(algorithm)[1]})
         except ValueError as err:
             raise ValueError(f"{where}: the {algorithm} job: {err}") from None
 

@@ -12,6 +12,7 @@ from rlvla_ros.algorithms.chunk_transitions import ChunkTransitions
 from rlvla_ros.algorithms.conservative_critic import conservative_critic_loss, polyak_update
 from rlvla_ros.algorithms.value import ValueConfig, ValueTrainer
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
+from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy
 from rlvla_ros.policies.chunk_q import ChunkQConfig, ChunkQFunction, CriticEnsemble
 
 DATA_ACTION = 0.5
@@ -170,3 +171,63 @@ def test_value_trainer_values_successful_data_above_failed_data(tmp_path):
                      for episode in episodes]
     # Monte-Carlo returns of step 0: 0.9^3 = 0.73 for successes, 0 for failures.
     assert np.mean(first_chunk_q[0::2]) > np.mean(first_chunk_q[1::2]) + 0.4
+
+
+@pytest.fixture(scope="module")
+def steered_policy():
+    torch.manual_seed(0)
+    return FrozenEncoderPolicy(FrozenEncoderConfig(chunk_size=2, image_size=32, hidden_size=32)).eval()
+
+
+def test_a_q_function_on_the_steered_policys_features_saves_that_policy_and_reloads_identically(
+        steered_policy, tmp_path):
+    q_model = ChunkQFunction(ChunkQConfig(chunk_size=2, image_size=32, hidden_size=32, encoder="policy"),
+                             steered_policy).eval()
+    obs = {key: value[None] if key != "instruction" else [value] for key, value in observation().items()}
+    assert torch.equal(q_model.features(obs), steered_policy.features(obs))
+    candidates = torch.rand(5, 2, 5) * 2 - 1
+    before = q_model.score(observation(), candidates)
+    q_model.save_pretrained(tmp_path / "q")
+    assert sorted(p.name for p in (tmp_path / "q").iterdir()) == ["config.json", "model.safetensors", "policy"]
+    loaded = ChunkQFunction.from_pretrained(tmp_path / "q")
+    assert loaded.config.encoder == "policy"
+    assert torch.equal(loaded.score(observation(), candidates), before)
+
+
+def test_a_q_function_on_policy_features_needs_a_matching_policy(steered_policy):
+    with pytest.raises(ValueError, match="needs the policy it steers"):
+        ChunkQFunction(ChunkQConfig(chunk_size=2, image_size=32, encoder="policy"))
+    with pytest.raises(ValueError, match=r"chunk size and proprio \(2, 6\) differ from the Q-function's \(4, 6\)"):
+        ChunkQFunction(ChunkQConfig(chunk_size=4, image_size=32, encoder="policy"), steered_policy)
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        ChunkQConfig(encoder="dino")
+
+
+def test_value_trainer_adds_the_steered_policys_own_rollouts_and_reads_its_features(steered_policy, tmp_path):
+    steered_policy.save_pretrained(tmp_path / "policy")
+    episodes = one_step_episodes(4)
+    for episode in episodes:
+        episode.images = np.zeros((1, 32, 32, 3), np.uint8)
+        episode.proprio = np.zeros((1, 6), np.float32)
+        episode.task = "lift"
+    with BagWriter(tmp_path / "data") as writer:
+        stamp = time.time_ns()
+        for episode in episodes:
+            stamp = write_episode(writer, episode, start_time_ns=stamp)
+    config = apply_overrides(ValueConfig, {"hidden_size": 32, "batch_size": 16, "num_policy_chunks": 2,
+                                           "encoder": "policy", "rollout_episodes": 3,
+                                           "init_checkpoint": str(tmp_path / "policy")})
+    context = JobContext(config=config, output_dir=tmp_path / "job", steps=2, datasets=[tmp_path / "data"],
+                         tensorboard=False)
+    ValueTrainer().run(context)
+    assert context.history["rollout/episodes"] == [(0, 3.0)]
+    q = ChunkQFunction.from_pretrained(tmp_path / "job" / "latest")
+    assert q.config.encoder == "policy"
+    obs = {key: value[None] if key != "instruction" else [value] for key, value in observation().items()}
+    assert torch.equal(q.features(obs), steered_policy.features(obs))
+
+
+@pytest.mark.parametrize("overrides", [{"encoder": "policy"}, {"rollout_episodes": 4}])
+def test_value_trainer_refuses_policy_features_or_rollouts_without_the_policy(overrides):
+    with pytest.raises(ValueError, match="need init_checkpoint"):
+        apply_overrides(ValueConfig, overrides)

@@ -81,7 +81,8 @@ def test_a_learner_job_takes_steps_and_overrides_from_the_recipe_under_its_own(t
     trainer, context = prepare_job(JobRequest("ppo", [], 0, "{recipe: demo, eval_episodes: 3}"), tmp_path / "job")
     assert isinstance(trainer, ALGORITHMS["ppo"]) and context.steps == recipe.rl_iterations == 120
     assert context.config.learning_rate == recipe.rl_overrides["learning_rate"]
-    assert context.config.freeze_encoder is True and context.config.eval_episodes == 3  # the request's own wins
+    assert context.config.freeze_encoder is recipe.rl_overrides["freeze_encoder"] is False
+    assert context.config.eval_episodes == 3  # the request's own wins
     _, context = prepare_job(JobRequest("ppo", [], 7, "{recipe: demo}"), tmp_path / "job2")
     assert context.steps == 7  # explicit steps win too
 

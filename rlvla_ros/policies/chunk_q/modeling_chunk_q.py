@@ -1,15 +1,19 @@
 """Action-chunk Q-function ``Q(s, a_chunk)``: ranks the chunks a policy proposes (test-time steering, V-GPS / Hume)
 and is the critic of offline RL (``calql``).
 
-:class:`ChunkQFunction` is an ensemble of MLP critics on the frozen perception features of
-:class:`~rlvla_ros.policies.FrozenEncoderPolicy` (MobileNetV2 image features, MiniLM instruction embedding, proprio)
-and a flattened ``(H, 5)`` ``ee_delta`` chunk. It is saved like a policy (``config.json`` + ``model.safetensors``,
-frozen encoders left out) but is not one: it only scores chunks that a policy proposes. The trainers that fit it are
-``value`` (:mod:`rlvla_ros.algorithms.value`) and ``calql`` (:mod:`rlvla_ros.algorithms.calql`).
+:class:`ChunkQFunction` is an ensemble of MLP critics on frozen observation features and a flattened ``(H, 5)``
+``ee_delta`` chunk. The features are either generic (``encoder: mobilenet``: the MobileNetV2 image features, MiniLM
+instruction embedding and proprio of :class:`~rlvla_ros.policies.FrozenEncoderPolicy`) or the steered policy's own
+(``encoder: policy``: ``policy.features`` of a frozen copy of it, saved in the checkpoint's ``policy/``), which see
+what that policy attends to, e.g. the cube its instruction names. It is saved like a policy (``config.json`` +
+``model.safetensors``, frozen encoders left out) but is not one: it only scores chunks that a policy proposes. The
+trainers that fit it are ``value`` (:mod:`rlvla_ros.algorithms.value`) and ``calql``
+(:mod:`rlvla_ros.algorithms.calql`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +21,10 @@ import torch
 from torch import nn
 
 from rlvla_ros.contract import ACTION_DIM
+from rlvla_ros.policies.base import ObsBatch, Policy, load_policy
 from rlvla_ros.policies.chunk_q.configuration_chunk_q import ChunkQConfig
 from rlvla_ros.policies.encoders.frozen_perception import FrozenPerception
+from rlvla_ros.policies.observations import batch_size
 from rlvla_ros.policies.pretrained import PretrainedModel
 
 
@@ -58,20 +64,74 @@ class CriticEnsemble(nn.Module):
         return torch.stack(values)
 
 
+POLICY_DIR = "policy"
+"""Where a checkpoint with ``encoder: policy`` keeps its frozen copy of the steered policy."""
+
+
+def policy_feature_dim(policy: Policy) -> int:
+    """Width of ``policy.features`` (ValueError for a policy without features to read)."""
+    if not callable(getattr(policy, "features", None)):
+        raise ValueError(f"{type(policy).__name__} has no features() for a chunk Q-function to read")
+    size, proprio = policy.config.image_size, policy.config.proprio_dim
+    probe = {"image": np.zeros((1, size, size, 3), np.uint8), "proprio": np.zeros((1, proprio), np.float32),
+             "instruction": [""]}
+    with torch.no_grad():
+        return int(policy.features(probe).shape[-1])
+
+
 class ChunkQFunction(FrozenPerception, PretrainedModel):
-    """``Q(s, a_chunk)`` on frozen MobileNetV2 + MiniLM features (those of ``FrozenEncoderPolicy``); see the module
-    docstring."""
+    """``Q(s, a_chunk)`` on frozen generic or steered-policy features; see the module docstring."""
 
     config_class = ChunkQConfig
     config: ChunkQConfig
+    frozen_prefixes = ("image_encoder.", "text_encoder.", "policy.")
 
-    def __init__(self, config: ChunkQConfig) -> None:
+    def __init__(self, config: ChunkQConfig, policy: Policy | None = None) -> None:
+        """``policy``: the steered policy whose features the critics read (``encoder: policy`` only)."""
         super().__init__()
         self.config = config
+        if config.encoder == "policy":
+            if policy is None:
+                raise ValueError("a chunk Q-function on policy features needs the policy it steers")
+            if (policy.chunk_size, policy.config.proprio_dim) != (config.chunk_size, config.proprio_dim):
+                raise ValueError(f"the policy's chunk size and proprio ({policy.chunk_size}, "
+                                 f"{policy.config.proprio_dim}) differ from the Q-function's ({config.chunk_size}, "
+                                 f"{config.proprio_dim})")
+            self.policy = policy.requires_grad_(False).eval()
+            feature_dim = policy_feature_dim(policy)
+        else:
+            if policy is not None:
+                raise ValueError(f"encoder {config.encoder!r} reads no policy")
+            feature_dim = self.build_frozen_perception()
         self.critics = CriticEnsemble(
-            self.build_frozen_perception(), config.chunk_size, config.hidden_size, config.num_layers,
-            config.num_critics,
+            feature_dim, config.chunk_size, config.hidden_size, config.num_layers, config.num_critics
         )
+
+    @classmethod
+    def build(cls, config: ChunkQConfig, directory: Path) -> ChunkQFunction:
+        """With ``encoder: policy``, the frozen steered policy comes from ``directory/policy``."""
+        return cls(config, load_policy(directory / POLICY_DIR) if config.encoder == "policy" else None)
+
+    def save_parts(self, directory: Path) -> None:
+        if self.config.encoder == "policy":
+            self.policy.save_pretrained(directory / POLICY_DIR)
+
+    def train(self, mode: bool = True) -> ChunkQFunction:
+        """Train mode for the critics only: the frozen encoders stay in eval mode."""
+        if self.config.encoder != "policy":
+            return super().train(mode)
+        nn.Module.train(self, mode)
+        self.policy.eval()
+        return self
+
+    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
+        """Frozen features: the steered policy's own, or the generic frozen perception's (B, 1280 + 384 + P), the
+        same as ``FrozenEncoderPolicy.features`` at this image size."""
+        if self.config.encoder != "policy":
+            return super().features(obs_batch)
+        batch_size(obs_batch)
+        with torch.no_grad():
+            return self.policy.features(obs_batch)
 
     def forward(self, features: torch.Tensor, chunks: torch.Tensor) -> torch.Tensor:
         """Ensemble Q-values (K, B, ...) of chunks (B, ..., H, 5) at precomputed :meth:`features` (B, F)."""
