@@ -1,10 +1,11 @@
 """Behaviour cloning (supervised fine-tuning) of action chunks from recorded bags.
 
 Each transition of the bags is an observation and the chunk of the next H recorded actions (rows past the episode
-end are masked). The loss is the policy's negative log-likelihood of the recorded chunk, so BC fits both the mean
-and the spread of the action distribution: the stochastic policy that online RL then starts from (FLaRe). Frozen
-encoder features are computed once. Episodes are split into train/validation by episode; the best checkpoint is the
-one with the lowest validation loss.
+end are masked). The loss is the policy's imitation loss (:meth:`~rlvla_ros.policies.base.Policy.imitation_loss`):
+the negative log-likelihood of the recorded chunk, so BC fits both the mean and the spread of the action
+distribution, the stochastic policy that online RL then starts from (FLaRe); for a flow-matching policy, whose
+likelihood is intractable, the flow-matching loss. Frozen encoder features are computed once. Episodes are split
+into train/validation by episode; the best checkpoint is the one with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class BcConfig(TrainerConfig):
     """Steps between checkpoints (one is always written at the end)."""
     tasks: list[str] = field(default_factory=list)
     """Only episodes of these tasks; empty: all."""
+    patience: int = 0
+    """Stop once this many validations in a row brought no lower validation loss ("until validation stops
+    improving"); 0: run every step."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -82,11 +86,10 @@ class _ChunkTargets:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def nll(self, index: np.ndarray) -> torch.Tensor:
-        """Mean negative log-likelihood per executed row of the indexed chunks."""
-        log_probs, _ = self.inputs.log_prob(index, self.actions[index])
-        mask = self.mask[index].float()
-        return -(log_probs * mask).sum() / mask.sum().clamp(min=1.0)
+    def loss(self, index: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The policy's imitation loss of the indexed chunks on their executed rows (the mean negative
+        log-likelihood per row, or the flow-matching loss)."""
+        return self.inputs.imitation_loss(index, self.actions[index], self.mask[index], generator=generator)
 
 
 class BcTrainer(Trainer):
@@ -114,9 +117,10 @@ class BcTrainer(Trainer):
         rng = np.random.default_rng([config.seed, distributed.rank()])
         metrics: dict[str, float] = {}
         running: list[float] = []
+        best_val_loss, stale = float("inf"), 0
         for step in range(1, context.steps + 1):
             index = rng.integers(0, len(train), size=min(config.batch_size, len(train)))
-            loss = train.nll(index)
+            loss = train.loss(index)
             grad_norm = distributed.optimizer_step(policy, optimizer, loss, config.max_grad_norm)
             running.append(loss.item())
             last = step == context.steps or context.should_stop()
@@ -125,9 +129,16 @@ class BcTrainer(Trainer):
                 running.clear()
                 if val is not None:
                     with torch.no_grad():
-                        metrics["val_loss"] = float(val.nll(np.arange(len(val))))
+                        # The same draws at every validation, so that a loss that samples (flow matching) compares.
+                        metrics["val_loss"] = float(val.loss(np.arange(len(val)), torch.Generator().manual_seed(0)))
                 metrics = distributed.all_mean(metrics)
                 context.log(step, metrics)
+            validated = val is not None and step % config.log_interval == 0
+            if validated and metrics["val_loss"] < best_val_loss:
+                best_val_loss, stale = metrics["val_loss"], 0
+            elif validated:
+                stale += 1
+            last = last or (config.patience > 0 and stale >= config.patience)
             if step % config.checkpoint_interval == 0 or last:
                 score = -metrics.get("val_loss", metrics.get("loss", float("inf")))
                 context.save_checkpoint(policy, step, metrics, score=score)

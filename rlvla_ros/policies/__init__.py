@@ -1,8 +1,9 @@
 """VLA policies behind one API (:class:`Policy`), Hugging Face style checkpoints, and :func:`load_policy`.
 
 Importing this package registers every built-in policy type: ``token_vla`` (:class:`TokenVla`),
-``frozen_encoder`` (:class:`FrozenEncoderPolicy`), ``film_keypoints`` (:class:`FilmKeypointsPolicy`) and
-``llava_adapter`` (:class:`LlavaActionAdapter`).
+``frozen_encoder`` (:class:`FrozenEncoderPolicy`), ``film_keypoints`` (:class:`FilmKeypointsPolicy`),
+``flow_matching`` (:class:`FlowMatchingPolicy`), ``hf_vlm`` (:class:`HfVlmPolicy`) and ``llava_adapter``
+(:class:`LlavaActionAdapter`).
 """
 
 from rlvla_ros.policies.adapter import LlavaActionAdapter, LlavaAdapterConfig
@@ -16,15 +17,21 @@ from rlvla_ros.policies.base import (
     registered_policies,
 )
 from rlvla_ros.policies.film_keypoints import FilmKeypointsConfig, FilmKeypointsPolicy
+from rlvla_ros.policies.flow_matching import FlowMatchingConfig, FlowMatchingPolicy
 from rlvla_ros.policies.frozen_encoder import FrozenEncoderConfig, FrozenEncoderPolicy
+from rlvla_ros.policies.hf_vlm import HfVlmConfig, HfVlmPolicy
 from rlvla_ros.policies.token_vla import TokenVla, TokenVlaConfig
 
 __all__ = [
     "ACTION_DIM",
     "FilmKeypointsConfig",
     "FilmKeypointsPolicy",
+    "FlowMatchingConfig",
+    "FlowMatchingPolicy",
     "FrozenEncoderConfig",
     "FrozenEncoderPolicy",
+    "HfVlmConfig",
+    "HfVlmPolicy",
     "LlavaActionAdapter",
     "LlavaAdapterConfig",
     "Policy",

@@ -34,6 +34,12 @@ class ActionBins:
         return (self.low + (bins.float() + 0.5) * self.width).float()
 
 
+def vocabulary_tail_ids(bins: torch.Tensor, vocab_size: int, num_bins: int, reversed_order: bool) -> torch.Tensor:
+    """Token id of each bin when the bins are the last ``num_bins`` ids of a vocabulary: OpenVLA's layout
+    (``reversed_order``: bin b is ``vocab_size - 1 - b``) or in order (``vocab_size - num_bins + b``)."""
+    return vocab_size - 1 - bins if reversed_order else vocab_size - num_bins + bins
+
+
 def _tempered_log_softmax(bin_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use deterministic=True for the mode)")

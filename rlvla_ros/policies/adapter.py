@@ -35,7 +35,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlavaForConditionalGeneration
 
-from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive
+from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive, vocabulary_tail_ids
 from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyConfig, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor
 
@@ -120,9 +120,7 @@ class LlavaActionAdapter(Policy):
         return cls(LlavaAdapterConfig(checkpoint_dir=str(checkpoint_dir), **overrides)).eval()
 
     def _token_ids(self, bins: torch.Tensor) -> torch.Tensor:
-        if self.config.reversed_action_tokens:
-            return self.vocab_size - 1 - bins
-        return self.vocab_size - self.config.num_bins + bins
+        return vocabulary_tail_ids(bins, self.vocab_size, self.config.num_bins, self.config.reversed_action_tokens)
 
     def _prompt(self, obs_batch: ObsBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Left-padded ``(input_ids, attention_mask, pixel_values)``; image tokens precede the prompt."""

@@ -78,6 +78,16 @@ class PolicyOutput:
     """(B, H) log-probability of each action step (summed over the 5 dims) under the sampling distribution."""
     values: torch.Tensor
     """(B,) value estimate of the observation."""
+    latents: torch.Tensor | None = None
+    """(B, L) what the policy drew besides the actions when its log-probs need it (a flow policy's denoising
+    chain): pass it back as ``log_prob(..., latents=...)``. None for policies whose log-probs depend on the actions
+    alone."""
+
+
+def masked_row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of per-row ``values`` (B, H) over the rows where ``mask`` (B, H) is true (0 when none is)."""
+    mask = mask.float()
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 _REGISTRY: dict[str, type[Policy]] = {}
@@ -188,7 +198,19 @@ class Policy(nn.Module, abc.ABC):
     def log_prob(
         self, obs_batch: ObsBatch, actions: torch.Tensor, *, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable ``(log_probs (B, H), entropy (B, H))`` of ``actions`` (B, H, 5), summed over the 5 dims."""
+        """Differentiable ``(log_probs (B, H), entropy (B, H))`` of ``actions`` (B, H, 5), summed over the 5 dims.
+
+        Policies whose :meth:`predict` returns ``latents`` also take ``latents=`` (B, L) here, and need it."""
+
+    def imitation_loss(
+        self, obs_batch: ObsBatch, actions: torch.Tensor, mask: torch.Tensor, *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Behaviour-cloning loss of recorded chunks ``actions`` (B, H, 5) on the rows where ``mask`` (B, H) is
+        true: the mean negative log-likelihood per row. Families without a tractable likelihood (flow matching)
+        override it; ``generator`` draws whatever randomness such a loss needs (fixed for validation)."""
+        log_probs, _ = self.log_prob(obs_batch, actions)
+        return masked_row_mean(-log_probs, mask)
 
     @abc.abstractmethod
     def value(self, obs_batch: ObsBatch) -> torch.Tensor:
@@ -214,15 +236,23 @@ class Policy(nn.Module, abc.ABC):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` atomically into ``directory``."""
+        """Write ``config.json``, ``model.safetensors`` and the family's extra files atomically into ``directory``."""
         # Cloning breaks storage sharing (tied weights), which safetensors refuses to save.
         state = {name: tensor.clone() for name, tensor in self.checkpoint_state_dict().items()}
 
         def write(tmp: Path) -> None:
             (tmp / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
             save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            self.save_extra_files(tmp)
 
         write_dir_atomically(Path(directory), write)
+
+    def save_extra_files(self, directory: Path) -> None:
+        """Write the files a family keeps beside ``config.json`` and ``model.safetensors`` (e.g. peft adapters) into
+        the checkpoint being written; none by default."""
+
+    def load_extra_files(self, directory: Path) -> None:
+        """Read what :meth:`save_extra_files` wrote, after the weights of ``model.safetensors`` are in."""
 
     @classmethod
     def from_pretrained(cls: type[P], directory: str | os.PathLike, device: str | torch.device = "cpu") -> P:
@@ -239,4 +269,5 @@ class Policy(nn.Module, abc.ABC):
         if missing or unexpected:
             raise ValueError(f"{weights}: missing tensors {missing[:5]}, unexpected tensors {unexpected[:5]}")
         policy.load_state_dict(state, strict=False)
+        policy.load_extra_files(directory)
         return policy.to(device).eval()

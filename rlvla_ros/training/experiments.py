@@ -40,6 +40,7 @@ from rlvla_ros.training.curves import plot_learning_curves
 from rlvla_ros.training.evaluation import EvalResults, evaluate
 from rlvla_ros.training.jobs import JobRequest, prepare_job, run_job
 from rlvla_ros.training.recipes import Recipe, load_recipe
+from rlvla_ros.training.statistics import difference_interval, successes_of, wilson_interval
 
 DEMO_SEED_START = 10_000
 """Demonstration seeds start here: disjoint from evaluation (0..) and RL training seeds (1e6..)."""
@@ -199,6 +200,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
                                  "improvement_points": _improvement_points(before, final)},
         },
         "improvement_points": _improvement_points(before, after),
+        "intervals95": _intervals(before, after, recipe.eval_episodes),
         "timings_s": timings,
         "cpu_threads": torch.get_num_threads(),
     }
@@ -247,6 +249,24 @@ def _training_episodes(config, iterations: int, processes: int) -> str:
 def _improvement_points(before: EvalResults, after: EvalResults) -> dict[str, dict[str, float]]:
     return {task: {split: 100.0 * (after[task][split] - rate) for split, rate in splits.items()}
             for task, splits in before.items()}
+
+
+def _intervals(before: EvalResults, after: EvalResults, episodes: int) -> dict[str, dict[str, dict[str, list]]]:
+    """Per task and split (and ``ood``: the ood_* splits pooled) the 95 % Wilson intervals of the BC and RL rates
+    and Newcombe's interval of RL - BC, from ``episodes`` episodes per split."""
+    intervals: dict[str, dict[str, dict[str, list]]] = {}
+    for task, rates in before.items():
+        counts = {split: (successes_of(rate, episodes), successes_of(after[task][split], episodes), episodes)
+                  for split, rate in rates.items()}
+        ood = [split for split in rates if split.startswith("ood_")]
+        if ood:
+            counts["ood"] = tuple(sum(counts[split][i] for split in ood) for i in range(3))
+        intervals[task] = {
+            split: {"bc": list(wilson_interval(bc, n)), "rl": list(wilson_interval(rl, n)),
+                    "rl_minus_bc": list(difference_interval(rl, n, bc, n)), "episodes": n}
+            for split, (bc, rl, n) in counts.items()
+        }
+    return intervals
 
 
 def _checkpoint_step(checkpoint: Path) -> int:
@@ -314,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_envs=args.num_envs, rl_processes=args.rl_processes,
     )
     results = run_experiment(config)
-    print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "timings_s")}, indent=2))
+    print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "intervals95",
+                                              "timings_s")}, indent=2))
     print(json.dumps({"bc": results["bc"]["success"], "rl": results["rl"]["success"]}, indent=2))
     return 0
 

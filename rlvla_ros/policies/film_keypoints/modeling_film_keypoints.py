@@ -94,11 +94,18 @@ class FilmKeypointsPolicy(GaussianChunkPolicy):
     def features(self, obs_batch: ObsBatch) -> torch.Tensor:
         """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P); differentiable in the encoder unless
         it is frozen."""
-        batch_size(obs_batch)
-        device = self.device
-        pixels = image_tensor(obs_batch["image"], self.config.image_size, device)
-        text = self.text_encoder(list(obs_batch["instruction"]))
-        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_features):
-            keypoints = self.image_encoder(pixels, text)
-        return torch.cat([keypoints, text, proprio], dim=-1)
+        return film_observation_features(self, obs_batch, trainable=not self.frozen_features)
+
+
+def film_observation_features(policy: nn.Module, obs_batch: ObsBatch, *, trainable: bool) -> torch.Tensor:
+    """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P) of a policy that has a ``text_encoder``
+    (:class:`MiniLmSentenceEncoder`), an ``image_encoder`` (:class:`FilmConvEncoder`) and a config with
+    ``image_size`` and ``proprio_dim``; differentiable in the image encoder when ``trainable``."""
+    batch_size(obs_batch)
+    device = next(policy.parameters()).device
+    pixels = image_tensor(obs_batch["image"], policy.config.image_size, device)
+    text = policy.text_encoder(list(obs_batch["instruction"]))
+    proprio = proprio_tensor(obs_batch["proprio"], policy.config.proprio_dim, device)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+        keypoints = policy.image_encoder(pixels, text)
+    return torch.cat([keypoints, text, proprio], dim=-1)

@@ -3,7 +3,8 @@
 Sequence layout (left-padded): ``[BOS, instruction bytes..., image patches (projected)..., proprio token]`` followed
 by the ``H * 5`` action positions. Each action dimension is one token from a reserved 256-token range; the bin
 logits are that slice of the LM head, so log-probs are exact categorical log-probs. The value head reads the
-LM's hidden state at the last prefix position, which under causal attention sees the observation only.
+LM's hidden state at the last prefix position, which under causal attention sees the observation only; its
+gradients stop there (value regression trains the head, never the policy's trunk).
 """
 
 from __future__ import annotations
@@ -197,8 +198,12 @@ class TokenVla(Policy):
         return log_probs.reshape(shape).sum(-1), entropy.reshape(shape).sum(-1)
 
     def value(self, obs_batch: ObsBatch) -> torch.Tensor:
-        embeds, mask = self._prefix(obs_batch)
-        return self.value_head(self._run_lm(embeds, mask).last_hidden_state[:, -1]).squeeze(-1)
+        """Differentiable in the value head only: it learns on the LM's features without moving them, so value
+        regression (PPO's critic warmup included) never changes the policy."""
+        with torch.no_grad():
+            embeds, mask = self._prefix(obs_batch)
+            hidden = self._run_lm(embeds, mask).last_hidden_state[:, -1]
+        return self.value_head(hidden).squeeze(-1)
 
     def generate_actions(
         self, obs_batch: ObsBatch, *, deterministic: bool = True, temperature: float = 1.0
