@@ -32,10 +32,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlavaForConditionalGeneration
 
-from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive, vocabulary_tail_ids
+from rlvla_ros.policies.action_tokens import (
+    ActionBins,
+    bin_log_probs,
+    decode_autoregressive,
+    value_head,
+    vocabulary_tail_ids,
+)
 from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyConfig, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor
 
@@ -104,9 +109,7 @@ class LlavaActionAdapter(Policy):
         self.vocab_size = self.vla.config.text_config.vocab_size
         self.num_action_tokens = config.chunk_size * config.source_action_dim
         hidden = self.vla.config.text_config.hidden_size
-        self.value_head = nn.Sequential(
-            nn.Linear(hidden, config.value_hidden_size), nn.Tanh(), nn.Linear(config.value_hidden_size, 1)
-        )
+        self.value_head = value_head(hidden, config.value_hidden_size)
         # Neutral bin (normalised 0) for native dimensions that ee_delta does not execute.
         neutral = int(self.bins.to_bins(torch.tensor(0.0)))
         used = set(config.source_indices)

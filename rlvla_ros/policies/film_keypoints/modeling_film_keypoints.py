@@ -61,23 +61,22 @@ class FilmConvEncoder(nn.Module):
         return spatial_softmax(x)
 
 
-@register_policy
-class FilmKeypointsPolicy(GaussianChunkPolicy):
-    """FiLM-conditioned conv keypoints + MiniLM + proprio -> tanh-Gaussian chunk actor and value critic."""
+class FilmObservationEncoding:
+    """What a policy on FiLM keypoint features has: the frozen MiniLM ``text_encoder`` and the trainable
+    ``image_encoder`` (:class:`FilmConvEncoder`) built by :meth:`build_encoders` from a config with ``channels``,
+    ``strides``, ``image_size``, ``proprio_dim`` and ``freeze_encoder``; :meth:`features` (B, 2C + 384 + P), frozen
+    or trainable. Mixed in before the policy base class."""
 
-    config_class = FilmKeypointsConfig
-    config: FilmKeypointsConfig
     frozen_prefixes = ("text_encoder.",)
 
-    def __init__(self, config: FilmKeypointsConfig) -> None:
-        super().__init__(config)
+    def build_encoders(self) -> int:
+        """Create the encoders; returns the feature width."""
+        config = self.config
         self.text_encoder = MiniLmSentenceEncoder()
         self.image_encoder = FilmConvEncoder(config.channels, config.strides, EMBEDDING_DIM)
-        self.build_heads(self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim)
-        if config.freeze_encoder:
-            self.freeze_encoder()
+        return self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim
 
-    def freeze_encoder(self) -> FilmKeypointsPolicy:
+    def freeze_encoder(self):
         """Freeze the convs and FiLM generators (recorded in the config, so checkpoints stay frozen)."""
         self.config.freeze_encoder = True
         self.image_encoder.requires_grad_(False)
@@ -89,12 +88,27 @@ class FilmKeypointsPolicy(GaussianChunkPolicy):
 
     @property
     def frozen_features(self) -> bool:
+        """Whether :meth:`features` has no trainable parameters, so features may be computed once and cached."""
         return self.config.freeze_encoder
 
     def features(self, obs_batch: ObsBatch) -> torch.Tensor:
         """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P); differentiable in the encoder unless
         it is frozen."""
         return film_observation_features(self, obs_batch, trainable=not self.frozen_features)
+
+
+@register_policy
+class FilmKeypointsPolicy(FilmObservationEncoding, GaussianChunkPolicy):
+    """FiLM-conditioned conv keypoints + MiniLM + proprio -> tanh-Gaussian chunk actor and value critic."""
+
+    config_class = FilmKeypointsConfig
+    config: FilmKeypointsConfig
+
+    def __init__(self, config: FilmKeypointsConfig) -> None:
+        super().__init__(config)
+        self.build_heads(self.build_encoders())
+        if config.freeze_encoder:
+            self.freeze_encoder()
 
 
 def film_observation_features(policy: nn.Module, obs_batch: ObsBatch, *, trainable: bool) -> torch.Tensor:

@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from rlvla_ros.policies.base import ACTION_DIM, ObsBatch, Policy, PolicyOutput, masked_row_mean, register_policy
-from rlvla_ros.policies.encoders import EMBEDDING_DIM, MiniLmSentenceEncoder
-from rlvla_ros.policies.film_keypoints.modeling_film_keypoints import FilmConvEncoder, film_observation_features
+from rlvla_ros.policies.film_keypoints.modeling_film_keypoints import FilmObservationEncoding
 from rlvla_ros.policies.flow_matching.configuration_flow_matching import RL_METHODS, FlowMatchingConfig
 from rlvla_ros.policies.gaussian_chunk import mlp
 from rlvla_ros.policies.observations import action_tensor
@@ -92,20 +91,17 @@ class ActionExpert(nn.Module):
 
 
 @register_policy
-class FlowMatchingPolicy(Policy):
+class FlowMatchingPolicy(FilmObservationEncoding, Policy):
     """FiLM keypoint features -> flow-matching action expert, a critic, and the noise RL trains; see the module
     docstring."""
 
     config_class = FlowMatchingConfig
     config: FlowMatchingConfig
-    frozen_prefixes = ("text_encoder.",)
 
     def __init__(self, config: FlowMatchingConfig) -> None:
         super().__init__(config)
         self.chunk_dims = config.chunk_size * ACTION_DIM
-        self.text_encoder = MiniLmSentenceEncoder()
-        self.image_encoder = FilmConvEncoder(config.channels, config.strides, EMBEDDING_DIM)
-        feature_dim = self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim
+        feature_dim = self.build_encoders()
         self.expert = ActionExpert(self.chunk_dims, feature_dim, config.expert_hidden_size, config.expert_layers,
                                    config.time_embedding_dim)
         self.log_noise_std = nn.Parameter(torch.full((config.num_steps, self.chunk_dims),
@@ -137,12 +133,6 @@ class FlowMatchingPolicy(Policy):
         self.noise_policy_log_std.requires_grad_(dsrl)
         return self
 
-    def freeze_encoder(self) -> FlowMatchingPolicy:
-        """Freeze the convs and FiLM generators (recorded in the config, so checkpoints stay frozen)."""
-        self.config.freeze_encoder = True
-        self.image_encoder.requires_grad_(False)
-        return self
-
     def freeze_log_std(self) -> FlowMatchingPolicy:
         """Keep the exploration noise of the current rl_method as it is (``learn_log_std: false``)."""
         if self.config.rl_method == "dsrl":
@@ -150,19 +140,6 @@ class FlowMatchingPolicy(Policy):
         else:
             self.log_noise_std.requires_grad_(False)
         return self
-
-    def encoder_parameters(self) -> list[nn.Parameter]:
-        """The image encoder's parameters, for a separate learning rate."""
-        return list(self.image_encoder.parameters())
-
-    @property
-    def frozen_features(self) -> bool:
-        """Whether :meth:`features` has no trainable parameters (features may then be cached)."""
-        return self.config.freeze_encoder
-
-    def features(self, obs_batch: ObsBatch) -> torch.Tensor:
-        """``[keypoints, instruction embedding, proprio]`` (B, F), as ``film_keypoints`` computes them."""
-        return film_observation_features(self, obs_batch, trainable=not self.frozen_features)
 
     # --- the denoising chain -----------------------------------------------------------------------------------
 

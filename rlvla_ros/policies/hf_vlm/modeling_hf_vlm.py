@@ -44,9 +44,11 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, DynamicCach
 
 from rlvla_ros.policies.action_tokens import (
     ActionBins,
-    bin_log_probs,
+    chunk_output,
     decode_autoregressive,
+    row_log_probs,
     sample_bins,
+    value_head,
     vocabulary_tail_ids,
 )
 from rlvla_ros.policies.base import (
@@ -96,9 +98,7 @@ class HfVlmPolicy(Policy):
         # Zero: a pretrained model starts with its own embedding of the slot token, undisturbed.
         nn.init.zeros_(self.proprio_proj.weight)
         nn.init.zeros_(self.proprio_proj.bias)
-        self.value_head = nn.Sequential(
-            nn.Linear(hidden, config.value_hidden_size), nn.Tanh(), nn.Linear(config.value_hidden_size, 1)
-        )
+        self.value_head = value_head(hidden, config.value_hidden_size)
         if config.decoding == "parallel":
             self.action_queries = nn.Parameter(torch.randn(self.num_action_tokens, hidden) * 0.02)
         target = config.lora_target_modules
@@ -197,12 +197,8 @@ class HfVlmPolicy(Policy):
             else:
                 bins, log_probs, value_hidden = self._decode_autoregressive(inputs, proprio, deterministic,
                                                                             temperature)
-            n = bins.shape[0]
-            return PolicyOutput(
-                actions=self.bins.to_values(bins).reshape(n, self.chunk_size, ACTION_DIM),
-                log_probs=log_probs.reshape(n, self.chunk_size, ACTION_DIM).sum(-1),
-                values=self.value_head(value_hidden).squeeze(-1),
-            )
+            values = self.value_head(value_hidden).squeeze(-1)
+            return chunk_output(self.bins, bins, log_probs, values, self.chunk_size)
 
     def _decode_autoregressive(
         self, inputs: dict[str, torch.Tensor], proprio: torch.Tensor, deterministic: bool, temperature: float
@@ -241,9 +237,7 @@ class HfVlmPolicy(Policy):
             prefix = inputs["input_ids"].shape[1]
             hidden = self._hidden(self._extend(inputs, self._token_ids(bins[:, :-1]), token_type=1), proprio)
             logits = self.action_head(hidden[:, prefix - 1 : prefix - 1 + self.num_action_tokens])
-        log_probs, entropy = bin_log_probs(logits, bins, temperature=temperature)
-        shape = (n, self.chunk_size, ACTION_DIM)
-        return log_probs.reshape(shape).sum(-1), entropy.reshape(shape).sum(-1)
+        return row_log_probs(logits, bins, self.chunk_size, temperature=temperature)
 
     def value(self, obs_batch: ObsBatch) -> torch.Tensor:
         """Differentiable in the value head only (see the module docstring)."""
