@@ -59,9 +59,19 @@ class TrainerConfig:
     """Action chunk horizon H of a fresh policy (ignored with ``init_checkpoint``)."""
     image_size: int = 64
     """Input image side of a fresh policy (ignored with ``init_checkpoint``); sim rollouts render at the policy's."""
+    policy_config: str = ""
+    """YAML mapping of further config fields of a fresh policy (ignored with ``init_checkpoint``), e.g.
+    ``{patch_size: 8}`` for token_vla or ``{base_model_dir: /models/smolvlm, lora_rank: 8}`` for hf_vlm."""
 
     def __post_init__(self) -> None:
         check_numeric_fields(self)
+        try:
+            fields = parse_overrides_yaml(self.policy_config)
+        except ValueError as err:
+            raise ValueError(f"policy_config: {err}") from None
+        if {"chunk_size", "image_size", "policy_type"} & set(fields):
+            raise ValueError("policy_config sets fields of its own: chunk_size, image_size and policy_type are "
+                             "trainer fields")
         if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be in [1, {MAX_CHUNK_SIZE}], got {self.chunk_size}")
         if not 8 <= self.image_size <= MAX_IMAGE_SIZE:
@@ -159,14 +169,14 @@ class Trainer(abc.ABC):
 
 
 def fresh_policy(config: TrainerConfig) -> Policy:
-    """A new policy of ``config.policy_type`` with the config's chunk and image size."""
+    """A new policy of ``config.policy_type`` with the config's chunk and image size and ``policy_config``."""
     policies = registered_policies()
     if config.policy_type not in policies:
         raise ValueError(f"unknown policy_type {config.policy_type!r}; registered: {sorted(policies)}")
-    policy_config = policies[config.policy_type].config_class(
-        chunk_size=config.chunk_size, image_size=config.image_size
-    )
-    return policies[config.policy_type](policy_config)
+    policy_class = policies[config.policy_type]
+    fields = {"chunk_size": config.chunk_size, "image_size": config.image_size,
+              **parse_overrides_yaml(config.policy_config)}
+    return policy_class(policy_class.config_class.from_dict(fields))
 
 
 def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:

@@ -13,6 +13,9 @@ demo` and the learner service read); the command line only says where and how it
 into ``output_dir``; the bag and the job folders go to ``work_dir``.
 
     python -m rlvla_ros.training.experiments --recipe ppo_end_to_end --output-dir /tmp/e2e/out --work-dir runs/e2e
+
+``--bc-job-dir <earlier work_dir>/bc`` starts from a finished BC job of the same recipe instead of steps 1-2 (the
+same recipe and seeds give the same BC), e.g. to run another RL configuration from one BC start.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ class ExperimentConfig:
     rl_processes: int = 1
     """Processes of the online RL job: above 1 it runs data-parallel under torchrun, each process collecting its
     own ``episodes_per_iteration`` rollouts on its own core."""
+    bc_job_dir: str = ""
+    """A finished BC job folder of this recipe (an earlier run's ``<work_dir>/bc``) whose ``best`` checkpoint is the
+    start, instead of recording the demonstrations and training BC again (the same recipe and seeds give the same
+    BC); empty: record and train."""
 
     def __post_init__(self) -> None:
         if self.rl_processes < 1:
@@ -130,20 +137,25 @@ def run_experiment(config: ExperimentConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(config.work_dir)
     timings: dict[str, float] = {}
-    t0 = time.monotonic()
-    data_dir = work / "demos"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
-    timings["record_s"] = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    bc_steps, bc_overrides = recipe.job("bc")
-    bc_trainer, bc_context = prepare_job(
-        JobRequest("bc", [str(bag)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
-    )
-    bc_metrics = run_job(bc_trainer, bc_context)
-    timings["bc_s"] = time.monotonic() - t0
-    bc_checkpoint = bc_context.output_dir / "best"
+    if config.bc_job_dir:
+        bc_dir = Path(config.bc_job_dir)
+        bc_metrics = json.loads((bc_dir / METRICS_NAME).read_text())["final"]
+        expert_success = None
+    else:
+        t0 = time.monotonic()
+        data_dir = work / "demos"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
+        timings["record_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        bc_steps, bc_overrides = recipe.job("bc")
+        bc_trainer, bc_context = prepare_job(
+            JobRequest("bc", [str(bag)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
+        )
+        bc_metrics = run_job(bc_trainer, bc_context)
+        timings["bc_s"] = time.monotonic() - t0
+        bc_dir = bc_context.output_dir
+    bc_checkpoint = bc_dir / "best"
 
     seeds = list(range(recipe.eval_episodes))
     t0 = time.monotonic()
@@ -185,7 +197,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
             "seeds": f"0..{recipe.eval_episodes - 1}", "episodes_per_task_and_split": recipe.eval_episodes,
             "deterministic": True,
         },
-        "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve())},
+        "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve()),
+               "job_dir": str(bc_dir.resolve()), "reused": bool(config.bc_job_dir)},
         "rl": {
             "algorithm": recipe.rl_algorithm,
             "success": after,
@@ -205,7 +218,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
         "cpu_threads": torch.get_num_threads(),
     }
     _write_json(out / "results.json", results)
-    shutil.copy(bc_context.output_dir / "learning_curve.png", out / "bc_learning_curve.png")
+    shutil.copy(bc_dir / "learning_curve.png", out / "bc_learning_curve.png")
     shutil.copy(rl_dir / "learning_curve.png", out / f"{recipe.rl_algorithm}_learning_curve.png")
     plot_learning_curves(
         {k: v for k, v in rl_history.items() if k.startswith(("eval/", "rollout/success"))},
@@ -324,6 +337,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--num-envs", type=int, default=defaults.num_envs)
     parser.add_argument("--rl-processes", type=int, default=defaults.rl_processes,
                         help="ranks of the RL job (torchrun); rollouts per iteration scale with it")
+    parser.add_argument("--bc-job-dir", default="",
+                        help="start from this finished BC job of the recipe (an earlier run's <work-dir>/bc) instead "
+                             "of recording and training BC again")
     args = parser.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
@@ -331,7 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     config = ExperimentConfig(
         recipe=recipe, output_dir=args.output_dir, work_dir=args.work_dir, eval_splits=args.eval_splits,
-        num_envs=args.num_envs, rl_processes=args.rl_processes,
+        num_envs=args.num_envs, rl_processes=args.rl_processes, bc_job_dir=args.bc_job_dir,
     )
     results = run_experiment(config)
     print(json.dumps({k: results[k] for k in ("expert_success_rate", "improvement_points", "intervals95",

@@ -134,3 +134,21 @@ def test_flow_bc_stops_once_validation_stops_improving_and_keeps_the_best(expert
     state = json.loads((tmp_path / "best" / "trainer_state.json").read_text())
     assert state["step"] == best_step
     assert isinstance(load_policy(tmp_path / "best"), FlowMatchingPolicy)
+
+
+def test_a_fresh_policy_takes_further_config_fields_from_policy_config(tmp_path):
+    from rlvla_ros.algorithms.base import TrainerConfig, fresh_policy
+
+    policy = fresh_policy(TrainerConfig(policy_type="token_vla", image_size=TOY_IMAGE_SIZE,
+                                        policy_config="{patch_size: 8, num_layers: 1}"))
+    assert (policy.config.patch_size, policy.config.num_layers, policy.num_image_tokens) == (8, 1, 16)
+    vlm = build_tiny_vlm("idefics3", tmp_path / "vlm")
+    wrapped = fresh_policy(TrainerConfig(policy_type="hf_vlm", image_size=TOY_IMAGE_SIZE,
+                                         policy_config=f"{{base_model_dir: {vlm}, lora_rank: 2}}"))
+    assert isinstance(wrapped, HfVlmPolicy) and wrapped.config.lora_rank == 2
+    with pytest.raises(ValueError, match="trainer fields"):
+        TrainerConfig(policy_config="{image_size: 32}")
+    with pytest.raises(ValueError, match="policy_config: overrides_yaml is not valid YAML"):
+        TrainerConfig(policy_config="{patch_size: [")
+    with pytest.raises(ValueError, match="unknown TokenVlaConfig fields"):
+        fresh_policy(TrainerConfig(policy_type="token_vla", policy_config="{patch: 8}"))
