@@ -85,8 +85,9 @@ class HfVlmPolicy(Policy):
         self.processor.tokenizer.padding_side = "left"
         output_embeddings = base.get_output_embeddings()
         self.vocab_size, hidden = output_embeddings.weight.shape
-        if config.num_bins + 1 >= self.vocab_size:
-            raise ValueError(f"a vocabulary of {self.vocab_size} has no room for {config.num_bins} action tokens")
+        if config.num_bins + 2 >= self.vocab_size:
+            raise ValueError(f"a vocabulary of {self.vocab_size} has no room for {config.num_bins} action tokens and "
+                             "the two slot tokens")
         self.bins = ActionBins(config.num_bins)
         self.num_action_tokens = config.chunk_size * ACTION_DIM
         self.proprio_token_id = self.vocab_size - config.num_bins - 1
