@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
 from rlvla_ros.data import BagWriter, EpisodeRecord, write_episode
@@ -126,7 +127,8 @@ def record_expert_bag(
 
 
 def _overrides_yaml(overrides: dict) -> str:
-    return json.dumps(overrides)  # JSON is YAML
+    # Not JSON: json.dumps writes 3e-05, which YAML 1.1 reads back as a string.
+    return yaml.safe_dump(overrides, default_flow_style=True, width=2**16)
 
 
 def run_experiment(config: ExperimentConfig) -> dict:

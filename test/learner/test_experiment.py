@@ -11,7 +11,8 @@ from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe
 
 RL_OVERRIDES = {
     "grpo": {"group_size": 2, "groups_per_iteration": 1, "max_sampling_rounds": 1, "eval_episodes": 1},
-    "ppo": {"episodes_per_iteration": 2, "minibatch_size": 16, "eval_episodes": 2},
+    # A learning rate whose shortest repr has no dot (3e-05): it must reach the job as a number.
+    "ppo": {"episodes_per_iteration": 2, "minibatch_size": 16, "eval_episodes": 2, "learning_rate": 3.0e-5},
 }
 
 
