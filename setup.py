@@ -20,6 +20,7 @@ setup(
         "pyyaml>=6",
         "torch>=2.4",
         "transformers>=5",
+        "peft>=0.13",
         "safetensors>=0.4",
         "mujoco>=3.2",
         "gymnasium>=1.0",

@@ -1,6 +1,7 @@
 """Fine-tuning algorithms behind one :class:`Trainer` API, and the registry StartFineTune looks names up in.
 
-Online: ``ppo`` and ``grpo`` (rollouts from the in-process simulation or the live ROS graph). Offline: ``bc`` from
+Online: ``ppo`` and ``grpo`` (rollouts from the in-process simulation or the live ROS graph), and ``dsrl`` (PPO in the
+noise space of a frozen flow policy). Offline: ``bc`` from
 recorded bags, ``calql`` (Cal-QL + BC), ``recap`` (advantage-conditioned policy) and ``value`` (chunk Q-function for
 test-time steering). Each entry maps the request's ``algorithm`` to its trainer class.
 """
@@ -15,6 +16,7 @@ from rlvla_ros.algorithms.base import (
 )
 from rlvla_ros.algorithms.bc import BcConfig, BcTrainer
 from rlvla_ros.algorithms.calql import CalQlConfig, CalQlTrainer
+from rlvla_ros.algorithms.dsrl import DsrlConfig, DsrlTrainer
 from rlvla_ros.algorithms.grpo import GrpoConfig, GrpoTrainer
 from rlvla_ros.algorithms.online import OnlineConfig, OnlineTrainer, RolloutSource
 from rlvla_ros.algorithms.ppo import PpoConfig, PpoTrainer
@@ -25,6 +27,7 @@ ALGORITHMS: dict[str, type[Trainer]] = {
     BcTrainer.name: BcTrainer,
     PpoTrainer.name: PpoTrainer,
     GrpoTrainer.name: GrpoTrainer,
+    DsrlTrainer.name: DsrlTrainer,
     CalQlTrainer.name: CalQlTrainer,
     RecapTrainer.name: RecapTrainer,
     ValueTrainer.name: ValueTrainer,
@@ -37,6 +40,8 @@ __all__ = [
     "BcTrainer",
     "CalQlConfig",
     "CalQlTrainer",
+    "DsrlConfig",
+    "DsrlTrainer",
     "GrpoConfig",
     "GrpoTrainer",
     "JobContext",

@@ -60,9 +60,19 @@ class TrainerConfig:
     """Action chunk horizon H of a fresh policy (ignored with ``init_checkpoint``)."""
     image_size: int = 64
     """Input image side of a fresh policy (ignored with ``init_checkpoint``); sim rollouts render at the policy's."""
+    policy_config: str = ""
+    """YAML mapping of further config fields of a fresh policy (ignored with ``init_checkpoint``), e.g.
+    ``{patch_size: 8}`` for token_vla or ``{base_model_dir: /models/smolvlm, lora_rank: 8}`` for hf_vlm."""
 
     def __post_init__(self) -> None:
         check_numeric_fields(self)
+        try:
+            fields = parse_overrides_yaml(self.policy_config)
+        except ValueError as err:
+            raise ValueError(f"policy_config: {err}") from None
+        if {"chunk_size", "image_size", "policy_type"} & set(fields):
+            raise ValueError("policy_config sets fields of its own: chunk_size, image_size and policy_type are "
+                             "trainer fields")
         if not 1 <= self.chunk_size <= MAX_CHUNK_SIZE:
             raise ValueError(f"chunk_size must be in [1, {MAX_CHUNK_SIZE}], got {self.chunk_size}")
         if not 8 <= self.image_size <= MAX_IMAGE_SIZE:
@@ -159,6 +169,16 @@ class Trainer(abc.ABC):
         """Train until ``context.steps`` are done or ``context.should_stop()``; return the final metrics."""
 
 
+def fresh_policy(config: TrainerConfig, proprio_dim: int | None = None) -> Policy:
+    """A new policy of ``config.policy_type`` with the config's chunk and image size and ``policy_config``, for
+    ``proprio_dim`` entries of proprioception (None: the policy config's default, the tabletop arm's)."""
+    fields = {"chunk_size": config.chunk_size, "image_size": config.image_size,
+              **parse_overrides_yaml(config.policy_config)}
+    if proprio_dim is not None:
+        fields["proprio_dim"] = proprio_dim
+    return new_policy(config.policy_type, **fields)
+
+
 def progress_fraction(step: int, steps: int, elapsed_s: float, time_budget_s: float) -> float:
     """The fraction of a job done after ``step`` of ``steps`` and ``elapsed_s`` of a time budget (<= 0: none),
     whichever ends the job first, in [0, 1]."""
@@ -236,10 +256,7 @@ class JobContext:
                 raise ValueError(f"init_checkpoint {self.config.init_checkpoint} takes {policy.config.proprio_dim} "
                                  f"proprio entries, the job's robot has {proprio_dim}")
         else:
-            sizes = {"chunk_size": self.config.chunk_size, "image_size": self.config.image_size}
-            if proprio_dim is not None:
-                sizes["proprio_dim"] = proprio_dim
-            policy = new_policy(self.config.policy_type, **sizes)
+            policy = fresh_policy(self.config, proprio_dim)
         self.policy = policy.train()
         return self.policy
 

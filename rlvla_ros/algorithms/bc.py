@@ -1,10 +1,11 @@
 """Behaviour cloning (supervised fine-tuning) of action chunks from recorded bags.
 
 Each transition of the bags is an observation and the chunk of the next H recorded actions (rows past the episode
-end are masked). The loss is the policy's negative log-likelihood of the recorded chunk, so BC fits both the mean
-and the spread of the action distribution: the stochastic policy that online RL then starts from (FLaRe). Frozen
-encoder features are computed once. Episodes are split into train/validation by episode; the best checkpoint is the
-one with the lowest validation loss.
+end are masked). The loss is the policy's imitation loss (:meth:`~rlvla_ros.policies.base.Policy.imitation_loss`):
+the negative log-likelihood of the recorded chunk, so BC fits both the mean and the spread of the action
+distribution, the stochastic policy that online RL then starts from (FLaRe); for a flow-matching policy, whose
+likelihood is intractable, the flow-matching loss. Frozen encoder features are computed once. Episodes are split
+into train/validation by episode; the best checkpoint is the one with the lowest validation loss.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class BcConfig(OfflineConfig):
     val_fraction: float = 0.1
     """Fraction of episodes held out for the validation loss (computed at each log; at least one episode when there
     are two or more)."""
+    patience: int = 0
+    """Stop once this many validations in a row brought no lower validation loss ("until validation stops
+    improving"); 0: run every step."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -45,6 +49,8 @@ class BcConfig(OfflineConfig):
             raise ValueError(f"action_clip must be in (0, 1], got {self.action_clip}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.patience < 0:
+            raise ValueError(f"patience must be >= 0, got {self.patience}")
 
 
 class _ChunkTargets:
@@ -60,11 +66,10 @@ class _ChunkTargets:
     def __len__(self) -> int:
         return len(self.inputs)
 
-    def nll(self, index: np.ndarray) -> torch.Tensor:
-        """Mean negative log-likelihood per executed row of the indexed chunks."""
-        log_probs, _ = self.inputs.log_prob(index, self.actions[index])
-        mask = self.mask[index].float()
-        return -(log_probs * mask).sum() / mask.sum().clamp(min=1.0)
+    def loss(self, index: np.ndarray, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The policy's imitation loss of the indexed chunks on their executed rows (the mean negative
+        log-likelihood per row, or the flow-matching loss)."""
+        return self.inputs.imitation_loss(index, self.actions[index], self.mask[index], generator=generator)
 
 
 class BcTrainer(Trainer):
@@ -90,10 +95,11 @@ class BcTrainer(Trainer):
         )
         # Each rank draws different minibatches; averaged gradients keep the parameters identical.
         rng = np.random.default_rng([config.seed, distributed.rank()])
+        best_val_loss, stale = float("inf"), 0
 
         def update(step: int) -> Metrics:
             index = rng.integers(0, len(train), size=min(config.batch_size, len(train)))
-            loss = train.nll(index)
+            loss = train.loss(index)
             grad_norm = distributed.optimizer_step(policy, optimizer, loss, config.max_grad_norm)
             return {"loss": loss.item(), "grad_norm": grad_norm}
 
@@ -101,11 +107,22 @@ class BcTrainer(Trainer):
             metrics = {"loss": float(np.mean([u["loss"] for u in updates])), "grad_norm": updates[-1]["grad_norm"]}
             if val is not None:
                 with torch.no_grad():
-                    metrics["val_loss"] = float(val.nll(np.arange(len(val))))
+                    # The same draws at every validation, so that a loss that samples (flow matching) compares.
+                    metrics["val_loss"] = float(val.loss(np.arange(len(val)), torch.Generator().manual_seed(0)))
             return distributed.all_mean(metrics)
+
+        def stops_improving(metrics: Metrics) -> bool:
+            nonlocal best_val_loss, stale
+            if "val_loss" not in metrics:
+                return False
+            if metrics["val_loss"] < best_val_loss:
+                best_val_loss, stale = metrics["val_loss"], 0
+            else:
+                stale += 1
+            return 0 < config.patience <= stale
 
         def save(step: int, metrics: Metrics) -> None:
             score = -metrics.get("val_loss", metrics.get("loss", float("inf")))
             context.save_checkpoint(policy, step, metrics, score=score)
 
-        return run_updates(context, config, update, save, summarize=summarize)
+        return run_updates(context, config, update, save, summarize=summarize, done=stops_improving)

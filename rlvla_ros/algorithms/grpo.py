@@ -133,7 +133,8 @@ class GrpoTrainer(OnlineTrainer):
                     # Nothing to learn on this rank, but the gradient all-reduce needs it: contribute zeros.
                     distributed.optimizer_step(policy, self.optimizer, sum(0.0 * p.sum() for p in trainable), 0.0)
                     continue
-                log_probs, _ = inputs.log_prob(index, actions[index], temperature=config.temperature)
+                log_probs, _ = inputs.log_prob(index, actions[index], temperature=config.temperature,
+                                               latents=segments.latents_at(index))
                 loss, diag = clipped_surrogate(
                     log_probs, old_log_probs[index], decision_adv[index], mask[index], config.eps_low, config.eps_high
                 )

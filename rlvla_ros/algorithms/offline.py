@@ -66,12 +66,14 @@ def run_updates(
     save: Callable[[int, Metrics], None],
     *,
     summarize: Callable[[list[Metrics]], Metrics] | None = None,
+    done: Callable[[Metrics], bool] | None = None,
     first_step: int = 0,
 ) -> Metrics:
     """Call ``update(step)`` (one optimisation step, numbered from 1; returns its metrics) ``context.steps`` times,
     or until the job is stopped. Every ``config.log_interval`` updates and after the last, ``context.log`` the
-    metrics of the updates since the previous log through ``summarize`` (default: the last update's); every
-    ``config.checkpoint_interval`` updates and after the last, ``save(step, logged metrics)``. Logs and checkpoints
+    metrics of the updates since the previous log through ``summarize`` (default: the last update's), and stop after
+    this update when ``done(logged metrics)``; every ``config.checkpoint_interval`` updates and after the last,
+    ``save(step, logged metrics)``. Logs and checkpoints
     count from ``first_step + 1`` (a trainer whose job logged steps before). Returns the last logged metrics."""
     since_log: list[Metrics] = []
     logged: Metrics = {}
@@ -82,6 +84,7 @@ def run_updates(
             logged = summarize(since_log) if summarize is not None else since_log[-1]
             since_log = []
             context.log(first_step + step, logged)
+            last = last or (done is not None and done(logged))
         if step % config.checkpoint_interval == 0 or last:
             save(first_step + step, logged)
         if last:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from rlvla_ros.algorithms.base import JobContext, Trainer, TrainerConfig, progress_fraction
-from rlvla_ros.contract import SPLITS, TRAIN_SEED_RANGE, VALIDATION_SEED_START
+from rlvla_ros.contract import TRAIN_SEED_RANGE, VALIDATION_SEED_START
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.policies import Policy
 from rlvla_ros.envs import family_of_tasks
@@ -28,7 +28,7 @@ from rlvla_ros.rollouts import distributed
 from rlvla_ros.rollouts.evaluation import evaluate, mean_over_tasks
 from rlvla_ros.rollouts.sim_rollouts import EpisodeSpec, SimRollouts
 from rlvla_ros.rollouts.workers import ParallelSimRollouts
-from rlvla_ros.sim import REWARD_MODES, TASKS
+from rlvla_ros.sim import REWARD_MODES
 
 
 class RolloutSource(Protocol):

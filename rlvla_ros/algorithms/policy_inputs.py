@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from rlvla_ros.policies import Policy
+from rlvla_ros.policies.base import masked_row_mean
 
 
 def supports_cached_features(policy: Policy) -> bool:
@@ -44,12 +45,26 @@ class PolicyInputs:
         return self.size
 
     def log_prob(
-        self, index: np.ndarray, actions: torch.Tensor, temperature: float = 1.0
+        self, index: np.ndarray, actions: torch.Tensor, temperature: float = 1.0, latents: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable per-row ``(log_probs, entropy)`` (B, H) of ``actions`` at the indexed observations."""
+        """Differentiable per-row ``(log_probs, entropy)`` (B, H) of ``actions`` at the indexed observations;
+        ``latents`` (B, L): what the policy drew with them, for policies that need it (:class:`PolicyOutput`)."""
+        extra = {} if latents is None else {"latents": latents}
         if self.cached:
-            return self.policy.log_prob_from_features(self.features[index], actions, temperature=temperature)
-        return self.policy.log_prob(_take(self.obs_batch, index), actions, temperature=temperature)
+            return self.policy.log_prob_from_features(self.features[index], actions, temperature=temperature, **extra)
+        return self.policy.log_prob(_take(self.obs_batch, index), actions, temperature=temperature, **extra)
+
+    def imitation_loss(
+        self, index: np.ndarray, actions: torch.Tensor, mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """The policy's behaviour-cloning loss (:meth:`Policy.imitation_loss`) of ``actions`` at the indexed
+        observations, on the rows ``mask`` keeps."""
+        if not self.cached:
+            return self.policy.imitation_loss(_take(self.obs_batch, index), actions, mask, generator=generator)
+        if hasattr(self.policy, "imitation_loss_from_features"):
+            return self.policy.imitation_loss_from_features(self.features[index], actions, mask, generator=generator)
+        log_probs, _ = self.policy.log_prob_from_features(self.features[index], actions)
+        return masked_row_mean(-log_probs, mask)
 
     def value(self, index: np.ndarray) -> torch.Tensor:
         """Differentiable value estimates (B,) of the indexed observations."""

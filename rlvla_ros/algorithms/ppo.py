@@ -131,7 +131,8 @@ class PpoTrainer(OnlineTrainer):
         for epochs in range(1, config.update_epochs + 1):
             epoch_kl: list[float] = []
             for index in distributed.minibatch_indices(len(inputs), config.minibatch_size, rng):
-                log_probs, entropy = inputs.log_prob(index, actions[index], temperature=config.temperature)
+                log_probs, entropy = inputs.log_prob(index, actions[index], temperature=config.temperature,
+                                                     latents=segments.latents_at(index))
                 adv = adv_t[index]
                 if config.norm_adv and len(index) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from rlvla_ros.contract import ACTION_DIM
 from rlvla_ros.data.episodes import EpisodeRecord
@@ -35,16 +36,26 @@ class Segments:
     """(N,) sum of the rewards of the executed rows."""
     dones: np.ndarray
     """(N,) True on each episode's last decision (success or timeout: no bootstrapping past it)."""
+    latents: np.ndarray | None = None
+    """(N, L) what the policy drew with each decision's chunk (``EpisodeRecord.latents``), or None."""
 
     def __len__(self) -> int:
         return len(self.episode)
+
+    def latents_at(self, index: np.ndarray) -> torch.Tensor | None:
+        """The indexed decisions' latents as a tensor, for ``log_prob(..., latents=)``; None without latents."""
+        return None if self.latents is None else torch.as_tensor(self.latents[index])
 
 
 def chunk_segments(episodes: Sequence[EpisodeRecord], chunk_size: int) -> Segments:
     """Cut every episode into decisions of ``chunk_size`` rows; episodes need per-step ``log_probs``."""
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    parts: dict[str, list] = {k: [] for k in ("episode", "start", "actions", "mask", "logp", "rewards", "dones")}
+    parts: dict[str, list] = {k: [] for k in ("episode", "start", "actions", "mask", "logp", "rewards", "dones",
+                                              "latents")}
+    with_latents = {episode.latents is not None for episode in episodes}
+    if len(with_latents) > 1:
+        raise ValueError("some episodes carry latents and some do not: they come from different kinds of policy")
     for index, episode in enumerate(episodes):
         if episode.log_probs is None or np.isnan(episode.log_probs).any():
             raise ValueError(f"episode {episode.episode_id} lacks per-step log-probs; on-policy updates need them")
@@ -62,6 +73,8 @@ def chunk_segments(episodes: Sequence[EpisodeRecord], chunk_size: int) -> Segmen
             parts["logp"].append(logp)
             parts["rewards"].append(float(episode.rewards[start : start + rows].sum()))
             parts["dones"].append(start + rows >= length)
+            if episode.latents is not None:
+                parts["latents"].append(episode.latents[start])
     if not parts["episode"]:
         raise ValueError("no steps in the given episodes")
     return Segments(
@@ -72,6 +85,7 @@ def chunk_segments(episodes: Sequence[EpisodeRecord], chunk_size: int) -> Segmen
         old_log_probs=np.stack(parts["logp"]),
         rewards=np.asarray(parts["rewards"], np.float32),
         dones=np.asarray(parts["dones"]),
+        latents=np.stack(parts["latents"]) if parts["latents"] else None,
     )
 
 

@@ -16,7 +16,7 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
     parser.add_argument("--learner", default="/rlvla/learner", help="learner node (default: %(default)s)")
     actions = parser.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
     start = actions.add_parser("start", help="start a job and follow it with a progress bar")
-    start.add_argument("algorithm", help="bc, ppo, grpo, calql, recap or value")
+    start.add_argument("algorithm", help="bc, ppo, grpo, dsrl, calql, recap or value")
     start.add_argument("--dataset", action="append", default=[], help="a bag or folder of bags (repeatable)")
     start.add_argument("--steps", type=int, default=0, help="optimisation steps (0: the algorithm's default)")
     start.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -32,6 +32,9 @@ class EpisodeRecord:
     """(T,) bool, True where a human (teleop) chose the action; all False if not given."""
     log_probs: np.ndarray | None = None
     """(T,) float32 log-probability of each executed action under its policy (NaN where unknown), or None."""
+    latents: np.ndarray | None = None
+    """(T, L) float32: at each step, what the policy drew with the chunk that step executes, for policies whose
+    log-probs need it (``PolicyOutput.latents``: a flow policy's denoising chain); None when there is none."""
     task: str = ""
     """Task name (e.g. `lift`)."""
     split: str = "id"
@@ -61,6 +64,8 @@ class EpisodeRecord:
         self.interventions = _flags(self.interventions, "interventions", length)
         if self.log_probs is not None:
             self.log_probs = _as_array(self.log_probs, np.float32, "log_probs", length)
+        if self.latents is not None:
+            self.latents = _as_array(self.latents, np.float32, "latents", length, ndim=2)
         if self.proprio_names and len(self.proprio_names) != self.proprio.shape[1]:
             raise ValueError(f"{len(self.proprio_names)} proprio_names for {self.proprio.shape[1]} proprio entries")
         self.proprio_names = tuple(self.proprio_names)

@@ -43,8 +43,8 @@ from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.ros.worker import BackgroundCalls, LatestItemWorker
 from rlvla_ros.srv import LoadCheckpoint
 
-FRESH_MODELS = ("film_keypoints", "frozen_encoder", "token_vla")
-"""Policy types the node can build untrained (the others need a base checkpoint)."""
+FRESH_MODELS = ("film_keypoints", "flow_matching", "frozen_encoder", "token_vla")
+"""Policy types the node can build untrained (the others, hf_vlm and llava_adapter, need a base model directory)."""
 
 
 @dataclass
@@ -54,7 +54,8 @@ class PolicyNodeConfig:
     checkpoint: str = field(default="", metadata={
         "description": "save_pretrained directory to start from; empty: a freshly initialised model of type model"})
     model: str = field(default="film_keypoints", metadata={
-        "description": "type of the fresh model when checkpoint is empty: film_keypoints, frozen_encoder or token_vla"})
+        "description": "type of the fresh model when checkpoint is empty: film_keypoints, flow_matching, "
+                       "frozen_encoder or token_vla"})
     device: str = field(default="cpu", metadata={"description": "torch device of the model, e.g. cpu or cuda"})
     horizon: int = field(default=4, metadata={
         "description": "actions per chunk; must equal the checkpoint's chunk_size"})

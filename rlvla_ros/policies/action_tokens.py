@@ -1,4 +1,5 @@
-"""Discretising continuous actions into bins and the categorical maths on bin logits (shared by token VLAs)."""
+"""Discretising continuous actions into bins, the categorical maths on bin logits and the value head (shared by token
+VLAs)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
+from rlvla_ros.contract import ACTION_DIM
+from rlvla_ros.policies.base import PolicyOutput
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,17 @@ class ActionBins:
         return (self.low + (bins.float() + 0.5) * self.width).float()
 
 
+def value_head(hidden_size: int, width: int) -> nn.Sequential:
+    """A token VLA's value head: the LM's hidden state at the last prompt position -> tanh MLP -> a scalar."""
+    return nn.Sequential(nn.Linear(hidden_size, width), nn.Tanh(), nn.Linear(width, 1))
+
+
+def vocabulary_tail_ids(bins: torch.Tensor, vocab_size: int, num_bins: int, reversed_order: bool) -> torch.Tensor:
+    """Token id of each bin when the bins are the last ``num_bins`` ids of a vocabulary: OpenVLA's layout
+    (``reversed_order``: bin b is ``vocab_size - 1 - b``) or in order (``vocab_size - num_bins + b``)."""
+    return vocab_size - 1 - bins if reversed_order else vocab_size - num_bins + bins
+
+
 def _tempered_log_softmax(bin_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature} (use deterministic=True for the mode)")
@@ -60,6 +76,29 @@ def bin_log_probs(
     log_p = _tempered_log_softmax(bin_logits, temperature)
     entropy = -(log_p.exp() * log_p).sum(-1)
     return log_p.gather(-1, bins.unsqueeze(-1)).squeeze(-1), entropy
+
+
+def row_log_probs(
+    bin_logits: torch.Tensor, bins: torch.Tensor, chunk_size: int, *, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable ``(log_probs (B, H), entropy (B, H))`` of a chunk's action tokens ``bins`` (B, H * 5) under
+    ``bin_logits`` (B, H * 5, bins), summed over each row's 5 tokens."""
+    log_probs, entropy = bin_log_probs(bin_logits, bins, temperature=temperature)
+    shape = (bins.shape[0], chunk_size, ACTION_DIM)
+    return log_probs.reshape(shape).sum(-1), entropy.reshape(shape).sum(-1)
+
+
+def chunk_output(
+    action_bins: ActionBins, bins: torch.Tensor, log_probs: torch.Tensor, values: torch.Tensor, chunk_size: int
+) -> PolicyOutput:
+    """What a token policy predicts from decoded tokens ``bins`` (B, H * 5) with their ``log_probs``: the bin
+    centres as a chunk (B, H, 5), log-probs summed per row, ``values`` (B,)."""
+    n = bins.shape[0]
+    return PolicyOutput(
+        actions=action_bins.to_values(bins).reshape(n, chunk_size, ACTION_DIM),
+        log_probs=log_probs.reshape(n, chunk_size, ACTION_DIM).sum(-1),
+        values=values,
+    )
 
 
 def decode_autoregressive(

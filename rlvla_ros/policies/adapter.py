@@ -32,11 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from transformers import AutoTokenizer, DynamicCache, LlavaForConditionalGeneration
 
 from rlvla_ros.contract import ACTION_DIM
-from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive
+from rlvla_ros.policies.action_tokens import (
+    ActionBins,
+    bin_log_probs,
+    decode_autoregressive,
+    value_head,
+    vocabulary_tail_ids,
+)
 from rlvla_ros.policies.base import ObsBatch, Policy, PolicyConfig, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor
 
@@ -105,9 +110,7 @@ class LlavaActionAdapter(Policy):
         self.vocab_size = self.vla.config.text_config.vocab_size
         self.num_action_tokens = config.chunk_size * config.source_action_dim
         hidden = self.vla.config.text_config.hidden_size
-        self.value_head = nn.Sequential(
-            nn.Linear(hidden, config.value_hidden_size), nn.Tanh(), nn.Linear(config.value_hidden_size, 1)
-        )
+        self.value_head = value_head(hidden, config.value_hidden_size)
         # Neutral bin (normalised 0) for native dimensions that ee_delta does not execute.
         neutral = int(self.bins.to_bins(torch.tensor(0.0)))
         used = set(config.source_indices)
@@ -121,9 +124,7 @@ class LlavaActionAdapter(Policy):
         return cls(LlavaAdapterConfig(checkpoint_dir=str(checkpoint_dir), **overrides)).eval()
 
     def _token_ids(self, bins: torch.Tensor) -> torch.Tensor:
-        if self.config.reversed_action_tokens:
-            return self.vocab_size - 1 - bins
-        return self.vocab_size - self.config.num_bins + bins
+        return vocabulary_tail_ids(bins, self.vocab_size, self.config.num_bins, self.config.reversed_action_tokens)
 
     def _prompt(self, obs_batch: ObsBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Left-padded ``(input_ids, attention_mask, pixel_values)``; image tokens precede the prompt."""

@@ -49,6 +49,16 @@ class PolicyOutput:
     """(B, H) log-probability of each action step (summed over the 5 dims) under the sampling distribution."""
     values: torch.Tensor
     """(B,) value estimate of the observation."""
+    latents: torch.Tensor | None = None
+    """(B, L) what the policy drew besides the actions when its log-probs need it (a flow policy's denoising
+    chain): pass it back as ``log_prob(..., latents=...)``. None for policies whose log-probs depend on the actions
+    alone."""
+
+
+def masked_row_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of per-row ``values`` (B, H) over the rows where ``mask`` (B, H) is true (0 when none is)."""
+    mask = mask.float()
+    return (values * mask).sum() / mask.sum().clamp(min=1.0)
 
 
 _REGISTRY: dict[str, type[Policy]] = {}
@@ -73,11 +83,11 @@ def registered_policies() -> dict[str, type[Policy]]:
 
 def new_policy(policy_type: str, **config_fields: Any) -> Policy:
     """A freshly initialised policy of a registered type, its config built from ``config_fields`` (e.g.
-    ``chunk_size``, ``image_size``; the others keep their defaults); ValueError for an unknown type."""
+    ``chunk_size``, ``image_size``; the others keep their defaults); ValueError for an unknown type or field."""
     if policy_type not in _REGISTRY:
         raise ValueError(f"unknown policy_type {policy_type!r}; registered: {sorted(_REGISTRY)}")
-    policy_class = _REGISTRY[policy_type]
-    return policy_class(policy_class.config_class(**config_fields))
+    config_class = _REGISTRY[policy_type].config_class
+    return _REGISTRY[policy_type](config_class.from_dict({config_class.type_key: policy_type, **config_fields}))
 
 
 def load_policy(directory: str | os.PathLike, device: str | torch.device = "cpu") -> Policy:
@@ -120,7 +130,19 @@ class Policy(PretrainedModel, abc.ABC):
     def log_prob(
         self, obs_batch: ObsBatch, actions: torch.Tensor, *, temperature: float = 1.0
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Differentiable ``(log_probs (B, H), entropy (B, H))`` of ``actions`` (B, H, 5), summed over the 5 dims."""
+        """Differentiable ``(log_probs (B, H), entropy (B, H))`` of ``actions`` (B, H, 5), summed over the 5 dims.
+
+        Policies whose :meth:`predict` returns ``latents`` also take ``latents=`` (B, L) here, and need it."""
+
+    def imitation_loss(
+        self, obs_batch: ObsBatch, actions: torch.Tensor, mask: torch.Tensor, *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Behaviour-cloning loss of recorded chunks ``actions`` (B, H, 5) on the rows where ``mask`` (B, H) is
+        true: the mean negative log-likelihood per row. Families without a tractable likelihood (flow matching)
+        override it; ``generator`` draws whatever randomness such a loss needs (fixed for validation)."""
+        log_probs, _ = self.log_prob(obs_batch, actions)
+        return masked_row_mean(-log_probs, mask)
 
     @abc.abstractmethod
     def value(self, obs_batch: ObsBatch) -> torch.Tensor:

@@ -144,7 +144,11 @@ class PretrainedModel(nn.Module):
         write_dir_atomically(Path(directory), write)
 
     def save_parts(self, directory: Path) -> None:
-        """Write the checkpoints of sub-models that are not in ``model.safetensors`` (none here)."""
+        """Write what a model keeps beside ``model.safetensors`` (sub-model checkpoints, peft adapters) into the
+        checkpoint being written; nothing here."""
+
+    def load_parts(self, directory: Path) -> None:
+        """Read what :meth:`save_parts` wrote that :meth:`build` did not, after ``model.safetensors`` is in."""
 
     @classmethod
     def build(cls: type[M], config: PretrainedConfig, directory: Path) -> M:
@@ -171,4 +175,5 @@ class PretrainedModel(nn.Module):
             model.load_state_dict(state, strict=False)
         except RuntimeError as error:  # tensors of the wrong shape
             raise ValueError(f"{weights} does not match its config: {error}") from None
+        model.load_parts(directory)
         return model.to(device).eval()

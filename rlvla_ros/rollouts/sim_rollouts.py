@@ -6,7 +6,8 @@ first use, ``num_envs`` per family.
 Each decision the policy (or a ``choose_chunk`` hook, e.g. test-time steering) answers the active environments'
 observations with one chunk (B, H, 5); every environment then executes the chunk's rows until it ends or the chunk
 runs out (open-loop chunk execution, as VLA policies run). Episodes come back as :class:`EpisodeRecord`s with the
-per-step log-probability of every executed row under the sampling distribution, the format the graph source
+per-step log-probability of every executed row under the sampling distribution (and, for policies that return them,
+the latents each row's chunk was drawn with), the format the graph source
 (:mod:`rlvla_ros.ros.graph_rollouts`) and recorded bags produce too.
 """
 
@@ -21,7 +22,6 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.data.episodes import EpisodeRecord
 from rlvla_ros.envs import EnvFamily, family_of
 from rlvla_ros.policies import Policy
@@ -62,6 +62,7 @@ class _Recorder:
         self.rewards: list[float] = []
         self.successes: list[bool] = []
         self.log_probs: list[float] = []
+        self.latents: list[np.ndarray] = []
         self.done = False
         self.reason = ""
 
@@ -73,6 +74,7 @@ class _Recorder:
             episode_id=episode_id,
             successes=np.asarray(self.successes),
             log_probs=np.asarray(self.log_probs, dtype=np.float32),
+            latents=np.stack(self.latents) if self.latents else None,
             task=self.spec.task,
             split=self.spec.split,
             seed=self.spec.seed,
@@ -151,6 +153,7 @@ class SimRollouts:
             recorders.append(_Recorder(spec, observation, family.proprio_names))
         while active := [i for i, rec in enumerate(recorders) if not rec.done]:
             batch = stack_observations([recorders[i].observations[-1] for i in active])
+            latents = None
             if choose_chunk is not None:
                 chunks = np.asarray(choose_chunk(batch), dtype=np.float32)
                 log_probs = np.full(chunks.shape[:2], np.nan, dtype=np.float32)
@@ -158,15 +161,20 @@ class SimRollouts:
                 with torch.no_grad():
                     out = policy.predict(batch, deterministic=deterministic, temperature=temperature)
                 chunks, log_probs = out.actions.cpu().numpy(), out.log_probs.cpu().numpy()
+                latents = None if out.latents is None else out.latents.cpu().numpy()
             for row, i in enumerate(active):
-                self._execute(envs[i], recorders[i], chunks[row], log_probs[row])
+                self._execute(envs[i], recorders[i], chunks[row], log_probs[row],
+                              None if latents is None else latents[row])
         return [rec.record(f"{self.id_prefix}-{rec.spec.task}-{rec.spec.seed}-{next(self._ids)}") for rec in recorders]
 
     @staticmethod
-    def _execute(env: gym.Env, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray) -> None:
+    def _execute(env: gym.Env, rec: _Recorder, chunk: np.ndarray, log_probs: np.ndarray,
+                 latents: np.ndarray | None) -> None:
         for action, log_prob in zip(chunk, log_probs):
             observation, reward, terminated, truncated, info = env.step(action)
             rec.actions.append(action)
+            if latents is not None:
+                rec.latents.append(latents)
             rec.rewards.append(reward)
             rec.successes.append(bool(info["is_success"]))
             rec.log_probs.append(float(log_prob))

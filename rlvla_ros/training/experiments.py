@@ -16,6 +16,9 @@ into ``output_dir``; the bag and the job folders go to ``work_dir``.
 
     python -m rlvla_ros.training.experiments --recipe ppo_end_to_end --output-dir /tmp/e2e/out --work-dir runs/e2e
     python -m rlvla_ros.training.experiments --algorithm grpo     # the documented experiment of that algorithm
+
+``--bc-job-dir <earlier work_dir>/bc`` starts from a finished BC job of the same recipe instead of steps 1-2 (the
+same recipe and seeds give the same BC), e.g. to run another RL configuration from one BC start.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+import yaml
 
 from rlvla_ros.algorithms.base import METRICS_NAME, TRAINER_STATE_NAME
 from rlvla_ros.contract import DEMO_SEED_START
@@ -79,6 +83,10 @@ class ExperimentConfig:
     bc_from_lerobot: bool = False
     """Export the demonstration bag as a LeRobot v3.0 dataset and train BC from that (the same policy as from the
     bag: the export is lossless)."""
+    bc_job_dir: str = ""
+    """A finished BC job folder of this recipe (an earlier run's ``<work_dir>/bc``) whose ``best`` checkpoint is the
+    start, instead of recording the demonstrations and training BC again (the same recipe and seeds give the same
+    BC); empty: record and train."""
 
     def __post_init__(self) -> None:
         if self.rl_processes < 1 or self.eval_workers < 0:
@@ -139,7 +147,8 @@ def record_expert_bag(
 
 
 def _overrides_yaml(overrides: dict) -> str:
-    return json.dumps(overrides)  # JSON is YAML
+    # Not JSON: json.dumps writes 3e-05, which YAML 1.1 reads back as a string.
+    return yaml.safe_dump(overrides, default_flow_style=True, width=2**16)
 
 
 def run_experiment(config: ExperimentConfig) -> dict:
@@ -150,25 +159,30 @@ def run_experiment(config: ExperimentConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     work = Path(config.work_dir)
     timings: dict[str, float] = {}
-    t0 = time.monotonic()
-    data_dir = work / "demos"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
-    bc_data = bag
-    if config.bc_from_lerobot:
-        bc_data = work / "demos-lerobot"
-        shutil.rmtree(bc_data, ignore_errors=True)
-        export_lerobot([bag], bc_data, robot_type=family_of_tasks(recipe.tasks).name)
-    timings["record_s"] = time.monotonic() - t0
-
-    t0 = time.monotonic()
-    bc_steps, bc_overrides = recipe.job("bc")
-    bc_trainer, bc_context = prepare_job(
-        JobRequest("bc", [str(bc_data)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
-    )
-    bc_metrics = run_job(bc_trainer, bc_context)
-    timings["bc_s"] = time.monotonic() - t0
-    bc_checkpoint = bc_context.output_dir / "best"
+    if config.bc_job_dir:
+        bc_dir = Path(config.bc_job_dir)
+        bc_metrics = json.loads((bc_dir / METRICS_NAME).read_text())["final"]
+        expert_success = None
+    else:
+        t0 = time.monotonic()
+        data_dir = work / "demos"
+        shutil.rmtree(data_dir, ignore_errors=True)
+        bag, expert_success = record_expert_bag(data_dir, recipe.tasks, recipe.demo_episodes, recipe.image_size)
+        bc_data = bag
+        if config.bc_from_lerobot:
+            bc_data = work / "demos-lerobot"
+            shutil.rmtree(bc_data, ignore_errors=True)
+            export_lerobot([bag], bc_data, robot_type=family_of_tasks(recipe.tasks).name)
+        timings["record_s"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        bc_steps, bc_overrides = recipe.job("bc")
+        bc_trainer, bc_context = prepare_job(
+            JobRequest("bc", [str(bc_data)], bc_steps, _overrides_yaml(bc_overrides)), _fresh(work / "bc")
+        )
+        bc_metrics = run_job(bc_trainer, bc_context)
+        timings["bc_s"] = time.monotonic() - t0
+        bc_dir = bc_context.output_dir
+    bc_checkpoint = bc_dir / "best"
 
     seeds = list(range(recipe.eval_episodes))
     t0 = time.monotonic()
@@ -217,7 +231,8 @@ def run_experiment(config: ExperimentConfig) -> dict:
                          "samples: conservative for the shared seeds); ood pools the ood splits",
         },
         "table": _table(before, after, final, config),
-        "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve())},
+        "bc": {"success": before, "final_metrics": bc_metrics, "checkpoint": str(bc_checkpoint.resolve()),
+               "job_dir": str(bc_dir.resolve()), "reused": bool(config.bc_job_dir)},
         "rl": {
             "algorithm": recipe.rl_algorithm,
             "success": after,
@@ -236,7 +251,7 @@ def run_experiment(config: ExperimentConfig) -> dict:
         "cpu_threads": torch.get_num_threads(),
     }
     _write_json(out / "results.json", results)
-    shutil.copy(bc_context.output_dir / "learning_curve.png", out / "bc_learning_curve.png")
+    shutil.copy(bc_dir / "learning_curve.png", out / "bc_learning_curve.png")
     shutil.copy(rl_dir / "learning_curve.png", out / f"{recipe.rl_algorithm}_learning_curve.png")
     plot_learning_curves(
         {k: v for k, v in rl_history.items() if k.startswith(("eval/", "rollout/success"))},
@@ -367,12 +382,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="do not evaluate the last RL checkpoint on the test seeds when it is not the best")
     parser.add_argument("--bc-from-lerobot", action="store_true",
                         help="export the demonstrations as a LeRobot v3.0 dataset and train BC from it")
+    parser.add_argument("--bc-job-dir", default="",
+                        help="start from this finished BC job of the recipe (an earlier run's <work-dir>/bc) instead "
+                             "of recording and training BC again")
     args = parser.parse_args(argv)
     try:
         config = ExperimentConfig(
             recipe=load_recipe(args.recipe or ALGORITHM_RECIPES[args.algorithm or "ppo"]), output_dir=args.output_dir,
             work_dir=args.work_dir, eval_splits=args.eval_splits, num_envs=args.num_envs, eval_workers=args.eval_workers,
             rl_processes=args.rl_processes, final_eval=args.final_eval, bc_from_lerobot=args.bc_from_lerobot,
+            bc_job_dir=args.bc_job_dir,
         )
     except ValueError as error:
         parser.error(str(error))

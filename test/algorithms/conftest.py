@@ -57,6 +57,7 @@ class ToySource:
                 proprio=np.zeros((len(actions), 6), np.float32), actions=actions, rewards=rewards,
                 successes=rewards > 0, log_probs=out.log_probs[i].numpy(), task=spec.task, split=spec.split,
                 seed=spec.seed,
+                latents=None if out.latents is None else np.repeat(out.latents[i : i + 1].numpy(), len(actions), 0),
             ))
             self.collected += 1
         return episodes

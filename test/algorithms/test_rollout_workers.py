@@ -101,3 +101,19 @@ def test_rollout_benchmark_reports_both_setups_and_their_ratio():
     result = benchmark_rollouts(episodes=2, repeats=1, num_envs=1, image_size=32)
     one, parallel = result["one_process_env_steps_per_s"], result["with_1_workers_env_steps_per_s"]
     assert one > 0 and parallel > 0 and result["speedup"] == pytest.approx(parallel / one, abs=0.01)
+
+
+def test_episodes_of_a_flow_policy_carry_its_denoising_chains_from_every_process():
+    flow = new_policy("flow_matching", image_size=32, chunk_size=4, channels=[8, 8], strides=[2, 1],
+                      expert_hidden_size=32, num_steps=4, head_hidden_size=32).eval()
+    rollouts = ParallelSimRollouts(flow, num_envs=2, image_size=32, workers=1)
+    try:
+        episodes = rollouts.run(flow, SPECS[:2])
+    finally:
+        rollouts.close()
+    assert {e.episode_id.split("-")[0] for e in episodes} == {"sim", "sim1"}
+    for episode in episodes:
+        assert episode.latents.shape == (len(episode), 5 * 4 * 5)  # the chain x_0..x_4 of 4 x 5 actions
+        final = episode.latents[0].reshape(5, 4, 5)[-1].clip(-1, 1)
+        np.testing.assert_array_equal(final, episode.actions[:4])  # step 0 executes row 0 of its chunk...
+        np.testing.assert_array_equal(episode.latents[3], episode.latents[0])  # ...and steps 1-3 the same chunk

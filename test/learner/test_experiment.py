@@ -11,21 +11,27 @@ from rlvla_ros.training.recipes import RECIPES_DIR, load_recipe
 
 RL_OVERRIDES = {
     "grpo": {"group_size": 2, "groups_per_iteration": 1, "max_sampling_rounds": 1, "eval_episodes": 1},
-    "ppo": {"episodes_per_iteration": 2, "minibatch_size": 16, "eval_episodes": 2},
+    # A learning rate whose shortest repr has no dot (3e-05): it must reach the job as a number.
+    "ppo": {"episodes_per_iteration": 2, "minibatch_size": 16, "eval_episodes": 2, "learning_rate": 3.0e-5},
 }
+
+
+def tiny_experiment(tmp_path, algorithm: str, processes: int = 1, **fields) -> ExperimentConfig:
+    recipe = yaml.safe_load((RECIPES_DIR / "demo_quick.yaml").read_text())
+    recipe.update(demo_episodes=2, image_size=32, bc_steps=10, rl_algorithm=algorithm, rl_iterations=2,
+                  rl_overrides=RL_OVERRIDES[algorithm], eval_episodes=2)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
+    return ExperimentConfig(
+        recipe=load_recipe(str(tmp_path / "tiny.yaml")), output_dir=str(tmp_path / "results"),
+        work_dir=str(tmp_path / "work"), eval_splits=["id", "ood_color"], num_envs=2, rl_processes=processes,
+        **fields,
+    )
 
 
 @pytest.mark.parametrize("algorithm, processes", [("grpo", 1), ("ppo", 2)])
 def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorithm, processes):
-    recipe = yaml.safe_load((RECIPES_DIR / "demo_quick.yaml").read_text())
-    recipe.update(demo_episodes=2, image_size=32, bc_steps=10, rl_algorithm=algorithm, rl_iterations=2,
-                  rl_overrides=RL_OVERRIDES[algorithm], eval_episodes=2)
-    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(recipe))
-    config = ExperimentConfig(
-        recipe=load_recipe(str(tmp_path / "tiny.yaml")), output_dir=str(tmp_path / "results"),
-        work_dir=str(tmp_path / "work"), eval_splits=["id", "ood_color"], num_envs=2, rl_processes=processes,
-    )
-    results = run_experiment(config)
+    results = run_experiment(tiny_experiment(tmp_path, algorithm, processes))
     saved = json.loads((tmp_path / "results" / "results.json").read_text())
     assert saved["expert_success_rate"] == 1.0
     assert set(saved["bc"]["success"]["lift"]) == {"id", "ood_color"}
@@ -35,6 +41,10 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
     assert ("2 processes x" in saved["rl"]["training_episodes"]) == (processes == 2)
     improvement = saved["improvement_points"]["lift"]["id"]
     assert improvement == 100.0 * (results["rl"]["success"]["lift"]["id"] - results["bc"]["success"]["lift"]["id"])
+    table = saved["table"]  # Wilson per split and pooled OOD, Newcombe for RL - BC
+    assert table["bc"]["episodes"] == 2 and {"id_ci95", "ood_color_ci95", "ood_ci95"} <= set(table["bc"])
+    assert table["rl_minus_bc"]["id_ci95"][0] <= improvement / 100.0 <= table["rl_minus_bc"]["id_ci95"][1]
+    assert table["bc"]["id_ci95"][0] <= saved["bc"]["success"]["lift"]["id"] <= table["bc"]["id_ci95"][1]
     final = saved["rl"]["final_checkpoint"]
     assert final["step"] == saved["rl"]["iterations"] >= saved["rl"]["best_eval_step"]
     assert final["improvement_points"]["lift"]["ood_color"] == pytest.approx(
@@ -44,6 +54,16 @@ def test_tiny_experiment_writes_results_curves_and_comparison(tmp_path, algorith
         assert (tmp_path / "results" / name).stat().st_size > 1000
     assert not (tmp_path / "results" / "demos").exists()  # heavy files stay in work_dir
     assert (tmp_path / "work" / algorithm / "best" / "model.safetensors").is_file()
+
+
+def test_an_experiment_starts_from_an_earlier_bc_job_without_recording_or_training_bc_again(tmp_path):
+    first = run_experiment(tiny_experiment(tmp_path / "first", "ppo"))
+    again = run_experiment(tiny_experiment(tmp_path / "again", "ppo", bc_job_dir=str(tmp_path / "first/work/bc")))
+    assert again["bc"]["reused"] and again["bc"]["checkpoint"] == first["bc"]["checkpoint"]
+    assert again["bc"]["success"] == first["bc"]["success"]  # the same checkpoint on the same seeds
+    assert again["bc"]["final_metrics"] == first["bc"]["final_metrics"]
+    assert not (tmp_path / "again/work/demos").exists() and not (tmp_path / "again/work/bc").exists()
+    assert (tmp_path / "again/work/ppo/best/model.safetensors").is_file()
 
 
 def test_an_experiment_needs_at_least_one_rl_process(tmp_path):

@@ -70,23 +70,22 @@ class FilmConvEncoder(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-@register_policy
-class FilmKeypointsPolicy(GaussianChunkPolicy):
-    """FiLM-conditioned conv keypoints + MiniLM + proprio -> tanh-Gaussian chunk actor and value critic."""
+class FilmObservationEncoding:
+    """What a policy on FiLM keypoint features has: the frozen MiniLM ``text_encoder`` and the trainable
+    ``image_encoder`` (:class:`FilmConvEncoder`) built by :meth:`build_encoders` from a config with ``channels``,
+    ``strides``, ``image_size``, ``proprio_dim`` and ``freeze_encoder``; :meth:`features` (B, 2C + 384 + P), frozen
+    or trainable. Mixed in before the policy base class."""
 
-    config_class = FilmKeypointsConfig
-    config: FilmKeypointsConfig
     frozen_prefixes = ("text_encoder.",)
 
-    def __init__(self, config: FilmKeypointsConfig) -> None:
-        super().__init__(config)
+    def build_encoders(self) -> int:
+        """Create the encoders; returns the feature width."""
+        config = self.config
         self.text_encoder = MiniLmSentenceEncoder()
         self.image_encoder = FilmConvEncoder(config.channels, config.strides, EMBEDDING_DIM)
-        self.build_heads(self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim)
-        if config.freeze_encoder:
-            self.freeze_encoder()
+        return self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim
 
-    def freeze_encoder(self) -> FilmKeypointsPolicy:
+    def freeze_encoder(self):
         """Freeze the convs and FiLM generators (recorded in the config, so checkpoints stay frozen)."""
         self.config.freeze_encoder = True
         self.image_encoder.requires_grad_(False)
@@ -98,16 +97,38 @@ class FilmKeypointsPolicy(GaussianChunkPolicy):
 
     @property
     def frozen_features(self) -> bool:
+        """Whether :meth:`features` has no trainable parameters, so features may be computed once and cached."""
         return self.config.freeze_encoder
 
     def features(self, obs_batch: ObsBatch) -> torch.Tensor:
         """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P); differentiable in the encoder unless
         it is frozen."""
-        batch_size(obs_batch)
-        device = self.device
-        pixels = image_tensor(obs_batch["image"], self.config.image_size, device)
-        text = self.text_encoder(list(obs_batch["instruction"]))
-        proprio = proprio_tensor(obs_batch["proprio"], self.config.proprio_dim, device)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_features):
-            keypoints = self.image_encoder(pixels, text)
-        return torch.cat([keypoints, text, proprio], dim=-1)
+        return film_observation_features(self, obs_batch, trainable=not self.frozen_features)
+
+
+@register_policy
+class FilmKeypointsPolicy(FilmObservationEncoding, GaussianChunkPolicy):
+    """FiLM-conditioned conv keypoints + MiniLM + proprio -> tanh-Gaussian chunk actor and value critic."""
+
+    config_class = FilmKeypointsConfig
+    config: FilmKeypointsConfig
+
+    def __init__(self, config: FilmKeypointsConfig) -> None:
+        super().__init__(config)
+        self.build_heads(self.build_encoders())
+        if config.freeze_encoder:
+            self.freeze_encoder()
+
+
+def film_observation_features(policy: nn.Module, obs_batch: ObsBatch, *, trainable: bool) -> torch.Tensor:
+    """``[keypoints, instruction embedding, proprio]`` (B, 2C + 384 + P) of a policy that has a ``text_encoder``
+    (:class:`MiniLmSentenceEncoder`), an ``image_encoder`` (:class:`FilmConvEncoder`) and a config with
+    ``image_size`` and ``proprio_dim``; differentiable in the image encoder when ``trainable``."""
+    batch_size(obs_batch)
+    device = next(policy.parameters()).device
+    pixels = image_tensor(obs_batch["image"], policy.config.image_size, device)
+    text = policy.text_encoder(list(obs_batch["instruction"]))
+    proprio = proprio_tensor(obs_batch["proprio"], policy.config.proprio_dim, device)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and trainable):
+        keypoints = policy.image_encoder(pixels, text)
+    return torch.cat([keypoints, text, proprio], dim=-1)

@@ -3,7 +3,8 @@
 Sequence layout (left-padded): ``[BOS, instruction bytes..., image patches (projected)..., proprio token]`` followed
 by the ``H * 5`` action positions. Each action dimension is one token from a reserved 256-token range; the bin
 logits are that slice of the LM head, so log-probs are exact categorical log-probs. The value head reads the
-LM's hidden state at the last prefix position, which under causal attention sees the observation only.
+LM's hidden state at the last prefix position, which under causal attention sees the observation only; its
+gradients stop there (value regression trains the head, never the policy's trunk).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from transformers import (
 from transformers.modeling_outputs import BaseModelOutputWithPast
 
 from rlvla_ros.contract import ACTION_DIM
-from rlvla_ros.policies.action_tokens import ActionBins, bin_log_probs, decode_autoregressive, sample_bins
+from rlvla_ros.policies.action_tokens import (
+    ActionBins,
+    chunk_output,
+    decode_autoregressive,
+    row_log_probs,
+    sample_bins,
+    value_head,
+)
 from rlvla_ros.policies.base import ObsBatch, Policy, PolicyOutput, register_policy
 from rlvla_ros.policies.observations import action_tensor, batch_size, image_tensor, proprio_tensor
 from rlvla_ros.policies.token_vla.configuration_token_vla import TokenVlaConfig
@@ -91,11 +99,7 @@ class TokenVla(Policy):
         if config.decoding == "parallel":
             # One learned query embedding per action slot; RoPE adds the position on top.
             self.action_queries = nn.Parameter(torch.randn(self.num_action_tokens, config.hidden_size) * 0.02)
-        self.value_head = nn.Sequential(
-            nn.Linear(config.hidden_size, config.value_hidden_size),
-            nn.Tanh(),
-            nn.Linear(config.value_hidden_size, 1),
-        )
+        self.value_head = value_head(config.hidden_size, config.value_hidden_size)
 
     def _prefix(self, obs_batch: ObsBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings (B, L, D) and attention mask (B, L) of instruction, image and proprio."""
@@ -179,12 +183,8 @@ class TokenVla(Policy):
                 bins, log_probs = sample_bins(logits, deterministic=deterministic, temperature=temperature)
             else:
                 bins, log_probs, value_hidden = self._decode_autoregressive(obs_batch, deterministic, temperature)
-            n = bins.shape[0]
-            return PolicyOutput(
-                actions=self.bins.to_values(bins).reshape(n, self.chunk_size, ACTION_DIM),
-                log_probs=log_probs.reshape(n, self.chunk_size, ACTION_DIM).sum(-1),
-                values=self.value_head(value_hidden).squeeze(-1),
-            )
+            values = self.value_head(value_hidden).squeeze(-1)
+            return chunk_output(self.bins, bins, log_probs, values, self.chunk_size)
 
     def log_prob(
         self, obs_batch: ObsBatch, actions: torch.Tensor, *, temperature: float = 1.0
@@ -193,13 +193,15 @@ class TokenVla(Policy):
         actions = action_tensor(actions, n, self.chunk_size, ACTION_DIM, self.device)
         bins = self.bins.to_bins(actions).reshape(n, self.num_action_tokens)
         logits, _ = self._teacher_forced(obs_batch, bins)
-        log_probs, entropy = bin_log_probs(logits, bins, temperature=temperature)
-        shape = (n, self.chunk_size, ACTION_DIM)
-        return log_probs.reshape(shape).sum(-1), entropy.reshape(shape).sum(-1)
+        return row_log_probs(logits, bins, self.chunk_size, temperature=temperature)
 
     def value(self, obs_batch: ObsBatch) -> torch.Tensor:
-        embeds, mask = self._prefix(obs_batch)
-        return self.value_head(self._run_lm(embeds, mask).last_hidden_state[:, -1]).squeeze(-1)
+        """Differentiable in the value head only: it learns on the LM's features without moving them, so value
+        regression (PPO's critic warmup included) never changes the policy."""
+        with torch.no_grad():
+            embeds, mask = self._prefix(obs_batch)
+            hidden = self._run_lm(embeds, mask).last_hidden_state[:, -1]
+        return self.value_head(hidden).squeeze(-1)
 
     def generate_actions(
         self, obs_batch: ObsBatch, *, deterministic: bool = True, temperature: float = 1.0
