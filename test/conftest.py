@@ -29,6 +29,7 @@ class RosGraph:
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes = []
+        self._sync_node = None
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
@@ -46,6 +47,20 @@ class RosGraph:
         import rclpy
 
         return self.add(rclpy.create_node(name, context=self.context, **kwargs))
+
+    def sync(self, timeout_s: float = 10.0) -> None:
+        """Return once the executor has handled a guard condition triggered now: its next wait is built from the
+        nodes it spins now (e.g. without one just removed), so nothing published afterwards reaches a removed
+        node."""
+        if self._sync_node is None:
+            self._sync_node = self.node("ros_graph_sync")
+        handled = threading.Event()
+        guard = self._sync_node.create_guard_condition(handled.set)
+        try:
+            guard.trigger()
+            assert handled.wait(timeout_s), f"the executor did not run a callback within {timeout_s} s"
+        finally:
+            self._sync_node.destroy_guard_condition(guard)
 
     def shutdown(self) -> None:
         import rclpy

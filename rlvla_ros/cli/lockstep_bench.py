@@ -9,6 +9,7 @@ the in-process expert's actions.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -16,19 +17,16 @@ from pathlib import Path
 import numpy as np
 import rclpy
 
-BASE_SEED = 10_000
-"""The demonstration seeds of `rlvla demo`."""
+from rlvla_ros.training.recipes import Recipe, load_recipe
 
 
 def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "lift") -> dict:
     """Run `episodes` expert episodes through the launched graph twice and once in process; see the module."""
-    from rlvla_ros.cli.demo import DemoConfig
-
     if episodes < 1 or image_size < 8:
         raise ValueError("episodes must be >= 1 and image_size >= 8")
-    config = DemoConfig(tasks=[task], image_size=image_size)
+    recipe = dataclasses.replace(load_recipe("demo"), tasks=[task], image_size=image_size)
     with tempfile.TemporaryDirectory(prefix="rlvla_lockstep_bench_") as tmp, rclpy.init():
-        runs = [_graph_run(config, episodes, Path(tmp) / f"run{k}") for k in range(2)]
+        runs = [_graph_run(recipe, episodes, Path(tmp) / f"run{k}") for k in range(2)]
     (first, steps, seconds), (second, _, _) = runs
     in_process, env_steps_per_s = _in_process_expert(task, image_size, sorted(first))
     graph_steps_per_s = steps / seconds if seconds > 0 else 0.0
@@ -46,19 +44,13 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
     }
 
 
-def _graph_run(config, episodes: int, out: Path) -> tuple[dict, int, float]:
+def _graph_run(recipe: Recipe, episodes: int, out: Path) -> tuple[dict, int, float]:
     """Record `episodes` expert episodes through a freshly launched graph: ({seed: episode}, steps, seconds from
     the first START to the last END)."""
-    from rlvla_ros.cli.demo import _config_overrides, _GraphClient, _launch_arguments, _sim_launch_file
+    from rlvla_ros.cli.demo import _GraphClient, expert_graph
     from rlvla_ros.data import episodes_from_bag, open_bag
-    from rlvla_ros.launching.background import BackgroundLaunch
-    from rlvla_ros.ros.param_files import write_config_overlay
 
-    config_dir = write_config_overlay(out / "config", _config_overrides(
-        config, num_episodes=episodes, base_seed=BASE_SEED))
-    launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
-        config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
-        bag_dir=str(out / "bags")), out / "graph.log")
+    launch = expert_graph(recipe, episodes, out, out / "config", out / "bags", out / "graph.log")
     with launch, _GraphClient(launch) as client:
         client.wait_for_episodes(episodes)
     (bag,) = sorted((out / "bags").glob("*/rlvla_*"))

@@ -9,6 +9,7 @@ it, so a stamp compares with the arrival time.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from sensor_msgs.msg import JointState
 from rlvla_ros.msg import ActionChunk
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.training.recipes import load_recipe
 
 NAMESPACE = "/rlvla"
 RATE_HZ = 10.0
@@ -29,13 +31,13 @@ RATE_HZ = 10.0
 
 def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
     """Watch the realtime graph for `seconds` once commands flow; see the module docstring."""
-    from rlvla_ros.cli.demo import DemoConfig, _config_overrides, _launch_arguments, _sim_launch_file
+    from rlvla_ros.cli.demo import _config_overrides, _launch_arguments, _sim_launch_file
     from rlvla_ros.launching.background import BackgroundLaunch
     from rlvla_ros.ros.param_files import write_config_overlay
 
     if seconds <= 0:
         raise ValueError("seconds must be > 0")
-    overrides = _config_overrides(DemoConfig(image_size=image_size))
+    overrides = _config_overrides(dataclasses.replace(load_recipe("demo"), image_size=image_size))
     with tempfile.TemporaryDirectory(prefix="rlvla_realtime_bench_") as tmp:
         out = Path(tmp)
         launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
