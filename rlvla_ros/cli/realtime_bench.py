@@ -1,4 +1,5 @@
-"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop.
+"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop: a fresh
+model of the demo recipe's policy type (the one `rlvla demo` trains and runs on the graph) at the recipe's settings.
 
 A monitor node in this process watches the graph for `seconds`: the latency of each executed command is its arrival
 (`executed_action`, which the safety filter publishes with the arm command, stamped like the sensor set the policy
@@ -37,7 +38,8 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
 
     if seconds <= 0:
         raise ValueError("seconds must be > 0")
-    overrides = _config_overrides(dataclasses.replace(load_recipe("demo"), image_size=image_size))
+    recipe = dataclasses.replace(load_recipe("demo"), image_size=image_size)
+    overrides = _config_overrides(recipe)
     with tempfile.TemporaryDirectory(prefix="rlvla_realtime_bench_") as tmp:
         out = Path(tmp)
         launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
@@ -68,6 +70,7 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
     gaps = np.diff(np.asarray(stamps, dtype=np.int64))
     missed = int(np.sum(np.maximum(np.rint(gaps / period_ns) - 1, 0))) if len(gaps) else 0
     return {
+        "policy": recipe.policy_type,
         "seconds": round(watched_s, 1),
         "rate_hz": RATE_HZ,
         "commands": len(latencies),

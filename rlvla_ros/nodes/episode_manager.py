@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.subscription_content_filter_options import ContentFilterOptions
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -129,7 +130,13 @@ class EpisodeManager(Node):
         self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
         self.create_subscription(Reward, "reward", self._on_reward, 100)
-        self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100)
+        # Only teleop chunks count (interventions): the middleware filters out the policy's and the expert's, one per
+        # control step, before they cost this node a callback (a middleware without content filters delivers them
+        # all, and the callback drops them).
+        self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100,
+                                 content_filter_options=ContentFilterOptions(
+                                     filter_expression="source = %0",
+                                     expression_parameters=[f"'{ActionChunk.SOURCE_TELEOP}'"]))
         self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
         self.create_service(Trigger, "~/abort", self._on_abort)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
