@@ -17,8 +17,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 class RosGraph:
-    """An rclpy context with the deployed nodes' executor (`rlvla_ros.ros.spinning`: single-threaded, subscriptions
-    timed into the node's stats) spinning in the background, and the nodes it spins."""
+    """An rclpy context with the deployed nodes' executor (`rlvla_ros.ros.spinning`: single-threaded, each node
+    prepared as `run_node` prepares it) spinning in the background, and the nodes it spins."""
 
     def __init__(self) -> None:
         import rclpy
@@ -35,10 +35,9 @@ class RosGraph:
 
     def add(self, node):
         """Spin `node` (created with `context=graph.context`) and destroy it at teardown; returns it."""
-        from rlvla_ros.ros.stats import instrument_subscriptions
+        from rlvla_ros.ros.spinning import prepare_node
 
-        instrument_subscriptions(node)
-        self.executor.add_node(node)
+        self.executor.add_node(prepare_node(node))
         self._nodes.append(node)
         return node
 

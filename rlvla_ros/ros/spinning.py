@@ -31,7 +31,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
         except ValueError as error:
             rclpy.logging.get_logger(getattr(make_node, "__name__", "node")).fatal(str(error))
             return 1
-        instrument_subscriptions(node)
+        prepare_node(node)
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         try:
@@ -45,3 +45,22 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             executor.remove_node(node)
             node.destroy_node()
     return 0
+
+
+def prepare_node(node: Node) -> Node:
+    """Set up `node` as every spun node is, deployed or in a test graph; returns it.
+
+    Its subscriptions are timed into its `~/stats` (`instrument_subscriptions`). Its publishers lose rclpy's default
+    QoS-event handlers (incompatible QoS, incompatible type): the executor visits every handler at every wake-up, which
+    cost 0.1-0.15 ms per callback here (a node with 10 publishers and 5 subscriptions: 0.42 ms per callback with them,
+    0.27-0.32 ms without), and the subscription on the other end of an incompatible pair reports it anyway (ours keep
+    their handlers and log it).
+    """
+    instrument_subscriptions(node)
+    for publisher in node.publishers:
+        for handler in publisher.event_handlers:
+            node.remove_waitable(handler)
+            handler.destroy()
+        publisher.event_handlers = []
+    return node
+
