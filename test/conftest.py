@@ -17,8 +17,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 class RosGraph:
-    """An rclpy context with the deployed nodes' executor (`rlvla_ros.ros.spinning`: single-threaded, subscriptions
-    timed into the node's stats) spinning in the background, and the nodes it spins."""
+    """An rclpy context with the deployed nodes' executor (`rlvla_ros.ros.spinning`: single-threaded, each node
+    prepared as `run_node` prepares it) spinning in the background, and the nodes it spins."""
 
     def __init__(self) -> None:
         import rclpy
@@ -29,15 +29,15 @@ class RosGraph:
         rclpy.init(context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self._nodes = []
+        self._sync_node = None
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
     def add(self, node):
         """Spin `node` (created with `context=graph.context`) and destroy it at teardown; returns it."""
-        from rlvla_ros.ros.stats import instrument_subscriptions
+        from rlvla_ros.ros.spinning import prepare_node
 
-        instrument_subscriptions(node)
-        self.executor.add_node(node)
+        self.executor.add_node(prepare_node(node))
         self._nodes.append(node)
         return node
 
@@ -46,6 +46,20 @@ class RosGraph:
         import rclpy
 
         return self.add(rclpy.create_node(name, context=self.context, **kwargs))
+
+    def sync(self, timeout_s: float = 10.0) -> None:
+        """Return once the executor has handled a guard condition triggered now: its next wait is built from the
+        nodes it spins now (e.g. without one just removed), so nothing published afterwards reaches a removed
+        node."""
+        if self._sync_node is None:
+            self._sync_node = self.node("ros_graph_sync")
+        handled = threading.Event()
+        guard = self._sync_node.create_guard_condition(handled.set)
+        try:
+            guard.trigger()
+            assert handled.wait(timeout_s), f"the executor did not run a callback within {timeout_s} s"
+        finally:
+            self._sync_node.destroy_guard_condition(guard)
 
     def shutdown(self) -> None:
         import rclpy

@@ -163,6 +163,10 @@ def _format_interval(interval: list[float], signed: bool) -> str:
     return f"[{low:+.2f}, {high:+.2f}]" if signed else f"[{low:.2f}, {high:.2f}]"
 
 
+EXPERT_TOPIC = "sim/expert_action"
+"""The sim bridge's scripted expert, remapped onto the safety filter's teleop input for demonstrations."""
+
+
 def _config_overrides(recipe: Recipe, **episode_manager) -> dict:
     from rlvla_ros.sim.tasks import TASKS
 
@@ -180,17 +184,24 @@ def _launch_arguments(config_dir: Path, out: Path, **extra: str) -> dict[str, st
             "learner_output_dir": str(out / "learner"), "data_root": str(out), **extra}
 
 
-def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
+def expert_graph(recipe: Recipe, episodes: int, out: Path, config_dir: Path, bag_dir: Path, log_path: Path):
+    """The lock-step sim graph that records `episodes` scripted-expert demonstrations of the recipe's tasks (seeds
+    from DEMO_SEED_START, clear of the evaluation and RL training seeds) into `bag_dir`: the bridge's expert on the safety filter's teleop input, and no
+    policy node, whose chunks the teleop input would override; a BackgroundLaunch to enter."""
     from rlvla_ros.launching.background import BackgroundLaunch
     from rlvla_ros.ros.param_files import write_config_overlay
 
+    overrides = _config_overrides(recipe, num_episodes=episodes, base_seed=DEMO_SEED_START,
+                                  required_publishers=["reward", EXPERT_TOPIC])
+    return BackgroundLaunch(_sim_launch_file(), _launch_arguments(
+        write_config_overlay(config_dir, overrides), out, expert="true", policy="false", teleop_topic=EXPERT_TOPIC,
+        record="true", bag_dir=str(bag_dir)), log_path)
+
+
+def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
     episodes = recipe.demo_episodes * len(recipe.tasks)
-    # Demonstration seeds 10000.. stay clear of the evaluation seeds 0.. and the RL training seeds.
-    config_dir = write_config_overlay(out / "config_expert", _config_overrides(
-        recipe, num_episodes=episodes, base_seed=DEMO_SEED_START))
-    launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
-        config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
-        bag_dir=str(out / "bags" / "expert")), out / "logs" / "expert_graph.log")
+    launch = expert_graph(recipe, episodes, out, out / "config_expert", out / "bags" / "expert",
+                          out / "logs" / "expert_graph.log")
     with launch, _GraphClient(launch) as client:
         summary = client.wait_for_episodes(episodes)
         print(f"  {summary['episodes']} expert episodes, success rate {summary['success_rate']:.2f}")

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import rclpy
 
-from rlvla_ros.contract import DEMO_SEED_START
 from rlvla_ros.training.recipes import Recipe, load_recipe
 
 
@@ -48,16 +47,10 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
 def _graph_run(recipe: Recipe, episodes: int, out: Path) -> tuple[dict, int, float]:
     """Record `episodes` expert episodes through a freshly launched graph: ({seed: episode}, steps, seconds from
     the first START to the last END)."""
-    from rlvla_ros.cli.demo import _config_overrides, _GraphClient, _launch_arguments, _sim_launch_file
+    from rlvla_ros.cli.demo import _GraphClient, expert_graph
     from rlvla_ros.data import episodes_from_bag, open_bag
-    from rlvla_ros.launching.background import BackgroundLaunch
-    from rlvla_ros.ros.param_files import write_config_overlay
 
-    config_dir = write_config_overlay(out / "config", _config_overrides(
-        recipe, num_episodes=episodes, base_seed=DEMO_SEED_START))
-    launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
-        config_dir, out, expert="true", teleop_topic="sim/expert_action", record="true",
-        bag_dir=str(out / "bags")), out / "graph.log")
+    launch = expert_graph(recipe, episodes, out, out / "config", out / "bags", out / "graph.log")
     with launch, _GraphClient(launch) as client:
         client.wait_for_episodes(episodes)
     (bag,) = sorted((out / "bags").glob("*/rlvla_*"))

@@ -1,15 +1,18 @@
-"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop (the demo
-recipe's graph settings: its policy type, chunk size and task).
+"""`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop: a fresh
+model of the demo recipe's policy type (the one `rlvla demo` trains and runs on the graph) at the recipe's settings.
 
 A monitor node in this process watches the graph for `seconds`: the latency of each executed command is its arrival
 (`executed_action`, which the safety filter publishes with the arm command, stamped like the sensor set the policy
 saw) minus that sensor set's stamp; missed control periods are the periods between consecutive sensor sets
-(`joint_states` stamps) beyond one. The simulated clock of realtime mode starts at the wall clock and keeps up with
-it, so a stamp compares with the arrival time.
+(`joint_states` stamps) beyond one. `stages_ms_p50` splits the latency along the path: the arrival of the sensor set
+(`joint_states`), of its `observation` and of the policy's `action_chunk` (both carry the set's stamp). The
+simulated clock of realtime mode starts at the wall clock and keeps up with it, so a stamp compares with the
+arrival time.
 """
 
 from __future__ import annotations
 
+import functools
 import tempfile
 import time
 from dataclasses import replace
@@ -20,7 +23,7 @@ import rclpy
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import JointState
 
-from rlvla_ros.msg import ActionChunk
+from rlvla_ros.msg import ActionChunk, Observation
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.stamps import stamp_ns
 from rlvla_ros.training.recipes import load_recipe
@@ -28,6 +31,9 @@ from rlvla_ros.training.recipes import load_recipe
 NAMESPACE = "/rlvla"
 RATE_HZ = 10.0
 """The sim bridge's rate_hz in config/sim_bridge.yaml (the robot's control rate)."""
+STAGES = {"sensor_set": (JointState, "joint_states"), "observation": (Observation, "observation"),
+          "action_chunk": (ActionChunk, "action_chunk"), "executed_action": (ActionChunk, "executed_action")}
+"""The path of a control step, in order: the topic each stage's message arrives on, stamped like its sensor set."""
 
 
 def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
@@ -38,7 +44,8 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
 
     if seconds <= 0:
         raise ValueError("seconds must be > 0")
-    overrides = _config_overrides(replace(load_recipe("demo"), image_size=image_size))
+    recipe = replace(load_recipe("demo"), image_size=image_size)
+    overrides = _config_overrides(recipe)
     with tempfile.TemporaryDirectory(prefix="rlvla_realtime_bench_") as tmp:
         out = Path(tmp)
         launch = BackgroundLaunch(_sim_launch_file(), _launch_arguments(
@@ -46,16 +53,23 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
             out / "graph.log")
         with launch, in_process_graph() as (context, executor):
             node = rclpy.create_node("rlvla_realtime_bench", namespace=NAMESPACE, context=context)
-            latencies_ms: list[float] = []
+            # Per stage, the arrival here minus the sensor set's stamp: where the latency builds up.
+            arrivals_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
             sensor_stamps: list[int] = []
-            node.create_subscription(ActionChunk, "executed_action",
-                                     lambda msg: latencies_ms.append((time.time_ns() - stamp_ns(msg)) / 1e6), 100)
-            node.create_subscription(JointState, "joint_states", lambda msg: sensor_stamps.append(stamp_ns(msg)),
-                                     QoSProfile(depth=100))
+
+            def arrived(stage: str, msg) -> None:
+                arrivals_ms[stage].append((time.time_ns() - stamp_ns(msg)) / 1e6)
+                if stage == "sensor_set":
+                    sensor_stamps.append(stamp_ns(msg))
+
+            for stage, (msg_type, topic) in STAGES.items():
+                node.create_subscription(msg_type, topic, functools.partial(arrived, stage), QoSProfile(depth=100))
             executor.add_node(node)
+            latencies_ms = arrivals_ms["executed_action"]
             if not wait_until(lambda: len(latencies_ms) >= 5, 180.0):
                 raise RuntimeError(f"no commands from the graph within 180 s\n{launch.log_tail()}")
-            latencies_ms.clear()
+            for values in arrivals_ms.values():
+                values.clear()
             sensor_stamps.clear()
             started = time.monotonic()
             while time.monotonic() - started < seconds:
@@ -64,11 +78,13 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
                     raise RuntimeError(f"the graph stopped\n{launch.log_tail()}")
             watched_s = time.monotonic() - started
             executor.remove_node(node)
-            latencies, stamps = list(latencies_ms), list(sensor_stamps)
+            stages = {stage: list(values) for stage, values in arrivals_ms.items()}
+            latencies, stamps = stages["executed_action"], list(sensor_stamps)
     period_ns = 1e9 / RATE_HZ
     gaps = np.diff(np.asarray(stamps, dtype=np.int64))
     missed = int(np.sum(np.maximum(np.rint(gaps / period_ns) - 1, 0))) if len(gaps) else 0
     return {
+        "policy": recipe.policy_type,
         "seconds": round(watched_s, 1),
         "rate_hz": RATE_HZ,
         "commands": len(latencies),
@@ -76,4 +92,6 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 2) if latencies else None,
         "latency_ms_p99": round(float(np.percentile(latencies, 99)), 2) if latencies else None,
         "missed_periods": missed,
+        "stages_ms_p50": {stage: round(float(np.percentile(values, 50)), 2) if values else None
+                          for stage, values in stages.items()},
     }

@@ -20,8 +20,9 @@ Then it publishes ``episode_event`` END (success, return, length, reason, interv
 ``auto_run``, starts the next episode until ``num_episodes`` are done (0: no limit). Without ``auto_run`` each
 ``~/start_episode`` call (std_srvs/Trigger) starts the next one. ``~/get_stats`` (std_srvs/Trigger) answers a JSON
 object in ``message``: episodes, successes and success_rate overall, ``by_task``, ``by_split`` and ``by_task_split``
-(keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, the ``current`` episode (or null)
-and ``estop`` (engaged or not).
+(keys "task/split"), ``terminations`` (reason -> count), ``intervention_steps``, the ``current`` episode (or null),
+``estop`` (engaged or not) and ``waiting_for``: what the next episode waits for (e.g. "a ~/start_episode call",
+"publishers of ['action_chunk']"; empty while its reset is being sent).
 
 E-stop: the node follows the safety filter's latched ``estop`` state (std_msgs/Bool), and sends no reset before it
 has received it (a reset moves the arm). While it is engaged no reset
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rclpy.node import Node
+from rclpy.subscription_content_filter_options import ContentFilterOptions
 from std_msgs.msg import Bool, String
 from std_srvs.srv import Trigger
 
@@ -54,8 +56,11 @@ from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.srv import ResetEpisode
 
 INTERVENTION_POLICIES = ("continue", "end")
+SETTLING = "ready_settle_s for discovery to connect the graph"
+"""What the first episode waits for once the required publishers are up."""
 TICK_PERIOD_S = 0.05
-"""Period of the life-cycle timer (start episodes, collect reset results)."""
+"""Period of the life-cycle timer (stalls, reset timeouts, retries, waiting for the graph); an episode's end and a
+reset's answer act at once."""
 
 
 @dataclass
@@ -125,7 +130,13 @@ class EpisodeManager(Node):
         self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
         self.create_subscription(Reward, "reward", self._on_reward, 100)
-        self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100)
+        # Only teleop chunks count (interventions): the middleware filters out the policy's and the expert's, one per
+        # control step, before they cost this node a callback (a middleware without content filters delivers them
+        # all, and the callback drops them).
+        self.create_subscription(ActionChunk, "executed_action", self._on_executed_action, 100,
+                                 content_filter_options=ContentFilterOptions(
+                                     filter_expression="source = %0",
+                                     expression_parameters=[f"'{ActionChunk.SOURCE_TELEOP}'"]))
         self.create_subscription(Bool, "estop", self._on_estop, ESTOP_QOS)
         self.create_service(Trigger, "~/abort", self._on_abort)
         self.create_service(Trigger, "~/start_episode", self._on_start_episode)
@@ -139,50 +150,72 @@ class EpisodeManager(Node):
         return bool(self.config.num_episodes) and self._next_index >= self.config.num_episodes
 
     def _tick(self) -> None:
-        """Send the next reset when one is wanted, collect its result, and end a stalled episode."""
+        """End a stalled episode, give up on a reset that got no answer, and start an episode when one is wanted
+        (retries, waiting for the graph to come up); the reset answers and episode ends start the next one at once."""
         now_s = time.monotonic()
         stall_s = self.config.stall_timeout_s
         if self.episode is not None and stall_s and now_s - self._progress_s > stall_s:
             self._stall()
+        if self._reset_future is not None and now_s - self._reset_sent_s > self.config.reset_timeout_s:
+            future, self._reset_future = self._reset_future, None
+            future.cancel()
+            self._retry_at_s = now_s + self.config.retry_interval_s
+            self.get_logger().error(f"reset_episode gave no answer in {self.config.reset_timeout_s} s; retrying")
+        self._start_if_wanted()
+
+    def _waiting_for(self, now_s: float) -> tuple[str, bool]:
+        """What the next reset waits for ('' when it can be sent now), and whether that is the graph coming up
+        (worth a log line) rather than the life cycle."""
         if self._reset_future is not None:
-            if self._reset_future.done():
-                self._on_reset_done()
-            elif now_s - self._reset_sent_s > self.config.reset_timeout_s:
-                self._reset_future.cancel()
-                self._reset_future = None
-                self._retry_at_s = now_s + self.config.retry_interval_s
-                self.get_logger().error(f"reset_episode gave no answer in {self.config.reset_timeout_s} s; retrying")
-            return
-        if (self.episode is not None or not self._start_wanted or self._estopped or self._finished_schedule()
-                or now_s < self._retry_at_s):
-            return
+            return "the answer of reset_episode", False
+        if self.episode is not None:
+            return "the end of the running episode", False
+        if self._finished_schedule():
+            return f"nothing: all {self.config.num_episodes} scheduled episodes are done", False
+        if self._estopped:
+            return "the e-stop's release, then a ~/start_episode call", False
+        if not self._start_wanted:
+            return "a ~/start_episode call", False
+        if now_s < self._retry_at_s:
+            return "the retry of a failed reset_episode", False
         if self._estopped is None:
-            self.get_logger().info("waiting for the e-stop state on estop (the safety filter latches it)",
-                                   throttle_duration_sec=5.0)
-            return
+            return "the e-stop state on estop (the safety filter latches it)", True
         if not self._reset_client.service_is_ready():
-            self.get_logger().info("waiting for the reset_episode service", throttle_duration_sec=5.0)
-            return
+            return "the reset_episode service", True
         # A lock-step simulator moves only when the policy acts: starting before the policy (or the reward node
         # that ends episodes) is up would lose the episode's first observation and stall it.
         missing = [topic for topic in self.config.required_publishers if not self.count_publishers(topic)]
         if missing:
-            self.get_logger().info(f"waiting for publishers of {missing}", throttle_duration_sec=5.0)
-            return
+            return f"publishers of {missing}", True
         # A publisher is seen before every subscription it implies is matched (e.g. the policy's observation
         # subscription by perception): give discovery time once, before the first episode.
-        if self._ready_since_s is None:
-            self._ready_since_s = now_s
-        if now_s - self._ready_since_s < self.config.ready_settle_s:
+        if self._ready_since_s is None or now_s - self._ready_since_s < self.config.ready_settle_s:
+            return SETTLING, True
+        return "", False
+
+    def _start_if_wanted(self) -> None:
+        """Send the next reset if an episode is wanted and the graph is ready for it."""
+        now_s = time.monotonic()
+        waiting, graph = self._waiting_for(now_s)
+        if waiting == SETTLING and self._ready_since_s is None:
+            self._ready_since_s = now_s  # the required publishers are up: the settling time starts now
+            waiting, graph = self._waiting_for(now_s)
+        if waiting:
+            if graph:
+                self.get_logger().info(f"waiting for {waiting}", throttle_duration_sec=5.0)
             return
         spec = self.schedule[self._next_index]
         self._reset_spec, self._reset_sent_s = spec, now_s
-        self._reset_future = self._reset_client.call_async(
-            ResetEpisode.Request(task=spec.task, split=spec.split, seed=spec.seed))
+        future = self._reset_client.call_async(ResetEpisode.Request(task=spec.task, split=spec.split, seed=spec.seed))
+        self._reset_future = future
+        # Called in the executor thread as the answer is taken (or when the future is cancelled): the episode
+        # starts without waiting for a tick.
+        future.add_done_callback(self._on_reset_done)
 
-    def _on_reset_done(self) -> None:
-        future, spec = self._reset_future, self._reset_spec
-        self._reset_future = None
+    def _on_reset_done(self, future) -> None:
+        if future is not self._reset_future or future.cancelled():
+            return  # cancelled: timed out or abandoned at an e-stop
+        spec, self._reset_future = self._reset_spec, None
         assert spec is not None
         response = future.result() if future.exception() is None else None
         if response is None or not response.success:
@@ -228,8 +261,8 @@ class EpisodeManager(Node):
             return
         self._start_wanted = False
         if self._reset_future is not None:
-            self._reset_future.cancel()
-            self._reset_future = None
+            future, self._reset_future = self._reset_future, None
+            future.cancel()
             self.get_logger().warning("e-stop engaged during a reset_episode call: its result is ignored")
         if self.episode is not None:
             self._next_index = self.episode.spec.index
@@ -248,8 +281,8 @@ class EpisodeManager(Node):
             f"{spec.task}/{spec.split} seed {spec.seed} again")
         self.episode.stall()
         self._next_index = spec.index
-        self._end_episode()
         self._start_wanted = True  # also without auto_run: the episode asked for has not run yet
+        self._end_episode()
 
     def _end_episode(self) -> None:
         assert self.episode is not None
@@ -265,6 +298,7 @@ class EpisodeManager(Node):
             f"success rate {self.stats.as_dict()['success_rate']:.3f} over {self.stats.as_dict()['episodes']}")
         if self._finished_schedule():
             self.get_logger().info(f"all {self.config.num_episodes} episodes done: {self.stats.to_json()}")
+        self._start_if_wanted()
 
     def _event(self, kind: int) -> EpisodeEvent:
         episode = self.episode
@@ -304,6 +338,7 @@ class EpisodeManager(Node):
             spec = self.schedule[self._next_index]
             response.success = True
             response.message = f"starting episode {spec.index}: {spec.task}/{spec.split} seed {spec.seed}"
+            self._start_if_wanted()
         return response
 
     def _on_get_stats(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
@@ -313,8 +348,8 @@ class EpisodeManager(Node):
             current = {"episode_id": e.episode_id, "task": e.spec.task, "split": e.spec.split, "seed": e.spec.seed,
                        "steps": e.steps, "intervention_steps": e.intervention_steps}
         response.success = True
-        response.message = json.dumps({**self.stats.as_dict(), "current": current, "estop": self._estopped},
-                                      sort_keys=True)
+        response.message = json.dumps({**self.stats.as_dict(), "current": current, "estop": self._estopped,
+                                       "waiting_for": self._waiting_for(time.monotonic())[0]}, sort_keys=True)
         return response
 
 

@@ -138,6 +138,10 @@ class Perception(Node):
         self._step = 0
 
         self._publisher = self.create_publisher(Observation, "observation", 10)
+        # Created first: when an END and the images of the reset that follows it are both waiting, the executor takes
+        # them in creation order, so the reset's set is held for the next episode, never published as a step of the
+        # ended one (the episode manager publishes the END before it asks for the reset).
+        self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
         compressed = config.transport == "compressed"
         image_type = CompressedImage if compressed else Image
         camera_qos = qos_profile_sensor_data if config.sensor_data_qos else RELIABLE_CAMERA_QOS
@@ -146,7 +150,6 @@ class Perception(Node):
             self.create_subscription(image_type, topic, partial(self._on_image, index), camera_qos)
         self.create_subscription(JointState, "joint_states", self._on_joint_states, qos_profile_sensor_data)
         self.create_subscription(String, "instruction", self._on_instruction, INSTRUCTION_QOS)
-        self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
         self.get_logger().info(
             f"cameras {config.cameras} ({config.transport}) -> {config.image_size}x{config.image_size} "
             f"({config.crop} crop), proprio {config.proprioception_names}, <= {config.rate_hz} Hz, "

@@ -1,7 +1,7 @@
 """safety_filter node: the only path from action chunks to the arm, the same on the simulated and the real arm.
 
 Subscribes ``action_chunk`` (policy), ``teleop/action_chunk`` (a human intervention, which overrides the policy while
-fresh), ``joint_states`` and ``episode_event``. Each accepted chunk runs its first ``execute_steps`` rows through
+fresh: the policy chunks it overrides are counted on ``~/stats`` as ``policy_chunks_overridden``), ``joint_states`` and ``episode_event``. Each accepted chunk runs its first ``execute_steps`` rows through
 :class:`ActionSafetyFilter` and publishes ``arm_controller/joint_trajectory`` (one point per row, one control period
 apart), ``gripper_controller/commands`` (the first row's opening; the forward command controller takes one value) and
 ``executed_action`` (the rows as executed, source kept). A chunk with a non-finite value in any row is refused whole.
@@ -135,8 +135,9 @@ class SafetyFilter(Node):
         # Every callback (parameter changes included) is in the node's default mutually exclusive group, so they
         # never run concurrently: the kinematics and the state below need no lock.
         self._stats = NodeStats(self, STATS_PERIOD_S)
-        self._commands = Watchdog(1.0)
-        self._teleop = Watchdog(1.0)
+        # On this module's clock, like every other time this node reads (tests skip it instead of waiting).
+        self._commands = Watchdog(1.0, clock=lambda: time.monotonic())
+        self._teleop = Watchdog(1.0, clock=lambda: time.monotonic())
         self._watchdog_timer = None
         self.robot: RobotConfig | None = None
         self.monitor: JointStateMonitor | None = None
@@ -155,10 +156,13 @@ class SafetyFilter(Node):
         self._estop_pub = self.create_publisher(Bool, "estop", ESTOP_QOS)
         self.config = declare_config(self, SafetyFilterConfig, apply=self._apply, runtime=RUNTIME_PARAMETERS)
         self._apply(self.config)
+        # episode_event first: when an END and the joint states of the reset that follows it are both waiting, the
+        # executor takes them in creation order, so the reset's teleport is expected, not a jump fault (the episode
+        # manager publishes the END before it asks for the reset).
+        self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
         self.create_subscription(ActionChunk, "action_chunk", self._on_policy_chunk, 10)
         self.create_subscription(ActionChunk, "teleop/action_chunk", self._on_teleop_chunk, 10)
         self.create_subscription(JointState, "joint_states", self._on_joint_states, qos_profile_sensor_data)
-        self.create_subscription(EpisodeEvent, "episode_event", self._on_episode_event, EPISODE_EVENT_QOS)
         self.create_service(SetBool, "~/estop", self._on_estop)
         self._publish_estop()
         self._stats.set("joint_state_fault", self._fault_kind)
@@ -247,6 +251,7 @@ class SafetyFilter(Node):
 
     def _on_policy_chunk(self, msg: ActionChunk) -> None:
         if not self._teleop.stale():
+            self._stats.count("policy_chunks_overridden")
             self.get_logger().debug("policy chunk ignored: teleop is in control", throttle_duration_sec=1.0)
             return
         self._execute_at_its_joint_state(msg)

@@ -15,7 +15,9 @@ Publishes (all stamped with the simulated time):
   stamp and step; in lockstep only the observation of the set published last (the scene has not moved since).
   Remapped onto a safety filter's ``teleop/action_chunk`` it demonstrates through the same graph a human
   teleoperator would use, and like a policy it answers observations, not sensor sets: the loop then runs at the
-  pace of the perception node, which so sees (and the recorder records) every set, under any load;
+  pace of the perception node, which so sees (and the recorder records) every set, under any load. Observations it
+  does not answer are counted on ``~/stats`` (``expert_unanswered.<another_episode|ended_episode|
+  not_the_last_set>``);
 - ``~/rejected_commands`` (std_msgs/String): ``"<topic>: <reason>"`` for every refused command (also logged);
 - ``/clock`` (rosgraph_msgs/Clock) when ``publish_clock`` is set, before each sensor set.
 
@@ -40,7 +42,8 @@ overwritten before the step that would use it. Serves ``reset_episode``
 Clock modes:
 
 - ``realtime``: a wall-clock timer runs one control period of physics per tick and publishes a sensor set; the
-  simulated clock starts at the wall-clock time of start-up, so stamps look like a real driver's. A late tick runs
+  simulated clock starts at the wall-clock time of start-up, in phase with the timer, so each set is published when
+  its stamp says (within the time it takes to compute), as a real driver's. A late tick runs
   the periods it missed (a few at most) before its sensor set, so simulated time keeps up with the wall clock under
   load (sets are then more than one period apart).
 - ``lockstep``: physics runs only when a joint trajectory arrives, for its duration rounded to control periods (at
@@ -92,6 +95,8 @@ SENSOR_QOS = QoSProfile(depth=10)
 """Reliable, so lockstep loses no sensor set; best-effort subscribers (sensor_data QoS) still match."""
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STATS_PERIOD_S = 1.0
+TICK_MARGIN_NS = 2_000_000
+"""Realtime: the simulated clock runs this far ahead of the tick timer's phase (see SimBridge.__init__)."""
 MAX_CATCH_UP_PERIODS = 5
 """Realtime: control periods one late tick may run; beyond that the simulation falls behind the wall clock."""
 ResultT = TypeVar("ResultT")
@@ -162,7 +167,8 @@ class SimBridge(Node):
         self.driver = self._on_render_thread(
             self.driver_class, c.task, c.split, c.seed, c.rate_hz, c.image_size, c.interpolation)
         self.lockstep = c.clock_mode == "lockstep"
-        self._clock_origin_ns = 0 if self.lockstep else time.time_ns()
+        self._clock_origin_ns = 0
+        """Wall-clock time of simulated time 0 (realtime; see the timer below), 0 in lockstep."""
         self._cameras = ["front", "wrist"] if c.wrist_camera else ["front"]
         self._camera_infos = {name: _camera_info(self.driver.camera_intrinsics(name), CAMERAS[name][1])
                               for name in self._cameras}
@@ -198,6 +204,11 @@ class SimBridge(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if not self.lockstep:
             self.create_timer(1.0 / c.rate_hz, self._on_tick, clock=steady)
+            # The timer fires whole periods after now: starting the simulated clock now (less a small margin, so a
+            # tick that fires a hair early still finds its period due) makes each tick compute and publish the set of
+            # its own time, as a camera publishes a frame when it is taken. Started earlier, every set would be
+            # published up to a period after its stamp, and that lag would count in every latency downstream.
+            self._clock_origin_ns = time.time_ns() - TICK_MARGIN_NS
         elif c.lockstep_heartbeat_hz > 0:
             self.create_timer(1.0 / c.lockstep_heartbeat_hz, self._on_heartbeat, clock=steady)
         self._publish_episode()
@@ -283,10 +294,18 @@ class SimBridge(Node):
 
     def _on_observation(self, msg: Observation) -> None:
         episode = self.driver.episode.episode_id
-        if msg.episode_id != episode or episode == self._ended_episode or (
-                self.lockstep and stamp_ns(msg) != self._set_stamp_ns):
+        if msg.episode_id != episode:
+            unanswered = "another_episode"
+        elif episode == self._ended_episode:
+            unanswered = "ended_episode"
+        elif self.lockstep and stamp_ns(msg) != self._set_stamp_ns:
+            unanswered = "not_the_last_set"
+        else:
+            unanswered = ""
+        if unanswered:
+            self._stats.count(f"expert_unanswered.{unanswered}")
             self.get_logger().debug(f"expert: observation step {msg.step} of '{msg.episode_id}' is not of the "
-                                    f"current set of episode {episode}: not answered")
+                                    f"current set of episode {episode}: not answered ({unanswered})")
             return
         action = self.driver.expert_action()
         self._expert_pub.publish(ActionChunk(

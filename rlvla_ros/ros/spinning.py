@@ -32,7 +32,7 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
         except ValueError as error:
             rclpy.logging.get_logger(getattr(make_node, "__name__", "node")).fatal(str(error))
             return 1
-        instrument_subscriptions(node)
+        prepare_node(node)
         # What imports and start-up built (torch, transformers, MuJoCo: ~400k objects) lives as long as the process:
         # keep it out of the cyclic collector. A full collection of it took 0.3 s, a stall of every callback, and the
         # one at interpreter exit 2-4 s, so the torch-importing nodes missed launch's 5 s SIGINT grace period.
@@ -50,3 +50,22 @@ def run_node(make_node: Callable[[], Node], args: list[str] | None = None) -> in
             executor.remove_node(node)
             node.destroy_node()
     return 0
+
+
+def prepare_node(node: Node) -> Node:
+    """Set up `node` as every spun node is, deployed or in a test graph; returns it.
+
+    Its subscriptions are timed into its `~/stats` (`instrument_subscriptions`). Its publishers lose rclpy's default
+    QoS-event handlers (incompatible QoS, incompatible type): the executor visits every handler at every wake-up, which
+    cost 0.1-0.15 ms per callback here (a node with 10 publishers and 5 subscriptions: 0.42 ms per callback with them,
+    0.27-0.32 ms without), and the subscription on the other end of an incompatible pair reports it anyway (ours keep
+    their handlers and log it).
+    """
+    instrument_subscriptions(node)
+    for publisher in node.publishers:
+        for handler in publisher.event_handlers:
+            node.remove_waitable(handler)
+            handler.destroy()
+        publisher.event_handlers = []
+    return node
+

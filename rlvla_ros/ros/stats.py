@@ -7,7 +7,8 @@ counters go out on ``~/stats`` (std_msgs/String holding a JSON object, transient
 latest) every ``period_s`` when they changed, e.g.
 ``{"observations": 120, "rate_limited": 240, "refused": {"out_of_sync": 2}}``.
 
-``instrument_subscriptions(node)`` (run by ``run_node`` and the test graph on every node they spin) adds what the
+``instrument_subscriptions(node)`` (run by ``run_node`` and the test graph on every node they spin, through
+``rlvla_ros.ros.spinning.prepare_node``) adds what the
 executor model is judged by: ``callback_latency_ms`` (p50/p99 over the last ``LATENCY_WINDOW`` messages, from the
 message's arrival at this process to the end of its callback, so executor queueing counts) and ``dropped`` per
 topic (gaps in each publisher's sequence numbers: messages published but never handed to the callback).

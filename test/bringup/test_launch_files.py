@@ -102,3 +102,19 @@ def test_every_node_parameter_file_the_launch_files_name_exists(file):
         assert missing == []
     finally:
         plan.cleanup()
+
+
+def test_demonstrations_are_recorded_by_the_expert_graph_without_a_policy(tmp_path):
+    from rlvla_ros.cli.demo import DEMONSTRATION_BASE_SEED, EXPERT_TOPIC, expert_graph
+    from rlvla_ros.training.recipes import load_recipe
+
+    launch = expert_graph(load_recipe("demo"), 7, tmp_path, tmp_path / "config", tmp_path / "bags",
+                          tmp_path / "graph.log")
+    arguments = dict(arg.split(":=", 1) for arg in launch.command if ":=" in arg)
+    assert (arguments["expert"], arguments["policy"], arguments["teleop_topic"]) == ("true", "false", EXPERT_TOPIC)
+    nodes = resolved("sim.launch.yaml", **arguments)
+    assert set(nodes) == GRAPH_NODES - {"policy"} | {"sim_bridge", "recorder"}
+    manager = nodes["episode_manager"]["params"]
+    assert (manager["num_episodes"], manager["base_seed"]) == (7, DEMONSTRATION_BASE_SEED)
+    assert manager["required_publishers"] == ["reward", EXPERT_TOPIC]  # the expert, not a policy, drives
+    assert nodes["safety_filter"]["remaps"]["teleop/action_chunk"] == EXPERT_TOPIC

@@ -54,6 +54,16 @@ class Rig:
         parameters = {"retry_interval_s": 0.2, **parameters}
         overrides = [Parameter(name, value=value) for name, value in parameters.items()]
         self.node = ros_graph.add(EpisodeManager(context=ros_graph.context, parameter_overrides=overrides))
+        # Counts the life-cycle timer's ticks: after a clock skip, "it ticked twice" is proof that it looked.
+        self.ticks = 0
+        (timer,) = self.node.timers
+        tick = timer.callback
+
+        def counted_tick():
+            tick()
+            self.ticks += 1
+
+        timer.callback = counted_tick
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in self.node.subscriptions), 10.0)
 
     def wait_events(self, count: int, timeout_s: float = 10.0) -> list[EpisodeEvent]:
@@ -63,6 +73,20 @@ class Rig:
     def reward(self, episode_id: str, step: int, success: bool = False, value: float = 0.0) -> None:
         self.rewards.publish(Reward(episode_id=episode_id, step=step, reward=value, sparse_reward=value,
                                     success=success, source="sim_privileged"))
+
+    def wait_for_ticks(self, count: int = 2) -> None:
+        """Wait until the node's timer has run ``count`` more times (the first may have begun before the call)."""
+        ticks = self.ticks
+        assert self.wait_for(lambda: self.ticks >= ticks + count, 10.0)
+
+    def stats(self) -> dict:
+        return json.loads(self.call("get_stats").message)
+
+    def wait_until_waiting_for(self, what: str) -> dict:
+        """The statistics once the node says its next episode waits for ``what``: it has looked at everything that
+        could start one and started none."""
+        assert self.wait_for(lambda: self.stats()["waiting_for"] == what, 10.0), self.stats()
+        return self.stats()
 
     def call(self, service: str) -> Trigger.Response:
         client = self.test.create_client(Trigger, f"episode_manager/{service}")
@@ -101,9 +125,9 @@ def test_episodes_end_on_success_timeout_and_abort_and_follow_the_schedule(ros_g
     end = rig.wait_events(6)[5]
     assert (end.termination_reason, end.length) == ("abort", 1)
 
-    assert not wait_for(lambda: len(rig.events) > 6, 1.0)  # num_episodes reached: no fourth episode
+    stats = rig.wait_until_waiting_for("nothing: all 3 scheduled episodes are done")  # no fourth episode
     assert rig.driver.requests == [("lift", "id", 10), ("push", "id", 10), ("lift", "id", 11)]
-    stats = json.loads(rig.call("get_stats").message)
+    assert len(rig.events) == 6
     assert (stats["episodes"], stats["successes"], stats["current"]) == (3, 1, None)
     assert stats["by_task_split"]["lift/id"] == {"episodes": 2, "successes": 1, "success_rate": 0.5}
     assert stats["terminations"] == {"success": 1, "timeout": 1, "abort": 1}
@@ -142,8 +166,9 @@ def test_teleop_interventions_are_counted_and_end_the_episode_if_configured(ros_
 
 
 def test_without_auto_run_episodes_start_on_request_and_failed_resets_are_retried(ros_graph, wait_for):
-    rig = Rig(ros_graph, wait_for, auto_run=False, failures=1)
-    assert not wait_for(lambda: rig.driver.requests, 0.5)
+    rig = Rig(ros_graph, wait_for, auto_run=False, failures=1, ready_settle_s=0.0)
+    rig.wait_until_waiting_for("a ~/start_episode call")
+    assert rig.driver.requests == []
     response = rig.call("start_episode")
     assert response.success, response.message
     start = rig.wait_events(1)[0]
@@ -151,7 +176,8 @@ def test_without_auto_run_episodes_start_on_request_and_failed_resets_are_retrie
     assert not rig.call("start_episode").success  # one is running
     rig.reward("ep2", 0, success=True)
     rig.wait_events(2)
-    assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # no auto run
+    rig.wait_until_waiting_for("a ~/start_episode call")  # no auto run
+    assert len(rig.driver.requests) == 2
 
 
 STALL_TIMEOUT_S = 60.0
@@ -172,7 +198,8 @@ def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(
     rig.reward("ep2", 0)  # then nothing: the graph stopped
     assert wait_for(lambda: rig.node.episode is not None and rig.node.episode.steps == 1, 5.0)
     clock.skip(STALL_TIMEOUT_S / 2)
-    assert not wait_for(lambda: len(rig.events) > 3, 0.5)  # not stalled yet
+    rig.wait_for_ticks()
+    assert rig.stats()["current"]["episode_id"] == "ep2" and len(rig.driver.requests) == 2  # not stalled yet
     clock.skip(STALL_TIMEOUT_S)
     stalled, again = rig.wait_events(5)[3:5]
     assert (stalled.event, stalled.episode_id, stalled.termination_reason, stalled.length) == (
@@ -195,12 +222,14 @@ def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for
     assert (stalled.termination_reason, again.event, again.seed) == ("stalled", EpisodeEvent.START, 0)
     rig.reward(again.episode_id, 0, success=True)
     assert rig.wait_events(4)[3].termination_reason == "success"
-    assert not wait_for(lambda: len(rig.driver.requests) > 2, 0.5)  # then nothing more without a request
+    rig.wait_until_waiting_for("a ~/start_episode call")  # then nothing more without a request
+    assert len(rig.driver.requests) == 2
 
 
 def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
     rig = Rig(ros_graph, wait_for, required_publishers=["reward", "action_chunk"])
-    assert not wait_for(lambda: rig.driver.requests, 0.5)  # no policy yet
+    rig.wait_until_waiting_for("publishers of ['action_chunk']")  # no policy yet
+    assert rig.driver.requests == []
     rig.test.create_publisher(ActionChunk, "action_chunk", 10)
     assert rig.wait_events(1)[0].event == EpisodeEvent.START
 

@@ -14,19 +14,20 @@ FAKE_NODE = textwrap.dedent('''\
 
     own_args = sys.argv[1:sys.argv.index("--ros-args")] if "--ros-args" in sys.argv else sys.argv[1:]
     record = {{"argv": sys.argv, "pid": os.getpid(), "start_s": time.time(), "env_value": os.environ.get("FAKE_VALUE")}}
-    path = os.path.join(os.environ["FAKE_NODE_OUT"], f"{{os.getpid()}}.json")
-    with open(path + ".tmp", "w") as stream:
-        json.dump(record, stream)
-    os.replace(path + ".tmp", path)
     if "--ignore-sigint" in own_args:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if "--ignore-sigterm" in own_args:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    print("started", flush=True)
-    print("to stderr", file=sys.stderr, flush=True)
-    if "--exit" in own_args:
-        sys.exit(int(own_args[own_args.index("--exit") + 1]))
+    # The record is written last, so a test that sees it knows the output and the signal handling are in place.
     try:
+        print("started", flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        path = os.path.join(os.environ["FAKE_NODE_OUT"], f"{{os.getpid()}}.json")
+        with open(path + ".tmp", "w") as stream:
+            json.dump(record, stream)
+        os.replace(path + ".tmp", path)
+        if "--exit" in own_args:
+            sys.exit(int(own_args[own_args.index("--exit") + 1]))
         time.sleep(30.0)
     except KeyboardInterrupt:
         print("got SIGINT", flush=True)

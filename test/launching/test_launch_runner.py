@@ -35,8 +35,7 @@ class Runner:
             assert time.monotonic() < deadline, f"only {len(self.records())} of {count} node starts"
             assert self.popen.poll() is None, self.popen.communicate()[0]
             time.sleep(0.05)
-        time.sleep(0.2)  # let the nodes reach their signal setup and sleep
-        return self.records()
+        return self.records()  # each wrote its record once its signal handling was set up
 
     def finish(self, timeout_s: float = 15.0) -> tuple[int, str]:
         output, _ = self.popen.communicate(timeout=timeout_s)

@@ -1,7 +1,6 @@
 """The graph rollout source: streamed messages become the same EpisodeRecords as bags, on-policy after each sync."""
 
 import threading
-import time
 
 import numpy as np
 from sensor_msgs.msg import Image
@@ -101,7 +100,8 @@ def test_graph_source_syncs_weights_then_collects_only_new_episodes(ros_graph, w
         source.collect(policy, [EpisodeSpec("lift", "id", 7)] * 2, temperature=1.0)))
     collector.start()
     assert wait_for(lambda: len(loaded) == 1, 20.0)
-    time.sleep(0.2)
+    # the sentinel: the collector has synced and dropped the older episode, so what streams now is collected
+    assert wait_for(lambda: source.assembler.num_ready == 0, 20.0)
     stream("after_1", True)
     stream("after_2", False)
     collector.join(timeout=30.0)

@@ -1,5 +1,7 @@
 """The reward node over real topics: privileged sim source, classifier source, shaping, step convention."""
 
+import collections
+
 import numpy as np
 import pytest
 from rcl_interfaces.msg import Log
@@ -38,31 +40,51 @@ class Rig:
         self.node = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=overrides))
         self.test = ros_graph.node("reward_test")
         self.rewards: list[Reward] = []
+        self.expected = 0
+        """Rewards the test expected so far."""
         self.reward_sub = self.test.create_subscription(Reward, "reward", self.rewards.append, 10)
         self.observations = self.test.create_publisher(Observation, "observation", 10)
         self.success = self.test.create_publisher(TaskSuccess, "sim/success", 10)
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in self.node.subscriptions), 10.0)
         assert wait_for(lambda: self.reward_sub.get_publisher_count() > 0, 10.0)
+        # Messages the node has handled, per topic: each input is handled before the next goes out, so the order
+        # of inputs on two topics is the order the test wrote.
+        self.handled: collections.Counter[str] = collections.Counter()
+        for subscription in self.node.subscriptions:
+            subscription.callback = self._counted(subscription.topic_name.rsplit("/", 1)[-1], subscription.callback)
+
+    def _counted(self, topic: str, callback):
+        def counted(msg) -> None:
+            callback(msg)
+            self.handled[topic] += 1
+
+        return counted
+
+    def _publish(self, publisher, topic: str, msg) -> None:
+        handled = self.handled[topic]
+        publisher.publish(msg)
+        assert self.wait_for(lambda: self.handled[topic] > handled, 10.0)
 
     def score(self, msg: Observation, expect_reward: bool = True) -> Reward | None:
-        count = len(self.rewards)
-        self.observations.publish(msg)
-        return self._expect(count, expect_reward)
+        self._publish(self.observations, "observation", msg)
+        return self._expect(expect_reward)
 
     def signal(self, stamp_s: int, success: bool, expect_reward: bool | None = None) -> Reward | None:
         """Publish the sim/success of the sensor set stamped ``stamp_s``; with ``expect_reward`` check whether it
         completes an observation's reward."""
-        count = len(self.rewards)
-        self.success.publish(TaskSuccess(header=header(stamp_s), success=success))
+        self._publish(self.success, "success", TaskSuccess(header=header(stamp_s), success=success))
         if expect_reward is None:
             return None
-        return self._expect(count, expect_reward)
+        return self._expect(expect_reward)
 
-    def _expect(self, count: int, expect_reward: bool) -> Reward | None:
+    def _expect(self, expect_reward: bool) -> Reward | None:
+        """The reward the last input completed, if one is expected. Proof that an input completed none: rewards go
+        out in order on one publisher, so when the next expected reward comes, nothing else came before it."""
         if not expect_reward:
-            assert not self.wait_for(lambda: len(self.rewards) > count, 0.5)
             return None
-        assert self.wait_for(lambda: len(self.rewards) > count, 10.0)
+        assert self.wait_for(lambda: len(self.rewards) > self.expected, 10.0)
+        self.expected += 1
+        assert len(self.rewards) == self.expected, [(r.episode_id, r.step) for r in self.rewards]
         return self.rewards[-1]
 
 

@@ -1,12 +1,11 @@
 """The safety layer on the 7-DoF Panda config (config/robots/panda.yaml): its kinematics, NaN refusals, joint
 limits, velocity bound and workspace, and the safety_filter node's commands and watchdog stop in Panda joints."""
 
-import time
-
 import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from rlvla_ros.msg import ActionChunk
@@ -95,36 +94,42 @@ def test_the_node_commands_panda_joints_and_stops_once_when_actions_stop(ros_gra
         Parameter("robot_config", value=str(robot_config_path("panda"))), Parameter("watchdog_timeout_s", value=0.3),
         Parameter("joint_state_timeout_s", value=2.0)]))
     assert node.robot.name == "panda"
+    polls = [0]
+    watchdog, poll = node._watchdog_timer, node._watchdog_timer.callback
+    watchdog.callback = lambda: (poll(), polls.__setitem__(0, polls[0] + 1))
     test = ros_graph.node("panda_safety_test")
     trajectories: list[JointTrajectory] = []
     test.create_subscription(JointTrajectory, "arm_controller/joint_trajectory", trajectories.append, 10)
     policy = test.create_publisher(ActionChunk, "action_chunk", 10)
     joint_states = test.create_publisher(JointState, "joint_states", 10)
+    estop = test.create_client(SetBool, "safety_filter/estop")
     test.create_timer(0.05, lambda: joint_states.publish(JointState(
         name=[*PANDA_JOINTS, "robotiq_85_left_knuckle_joint"], position=[*HOME, 0.0])))
     inputs = [s for s in node.subscriptions if s.topic_name.endswith(("/action_chunk", "/joint_states"))
               and "teleop" not in s.topic_name]
     assert len(inputs) == 2
     assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in [*inputs, *test.subscriptions]))
+    assert wait_for(lambda: node.monitor.plausible_q is not None)  # it holds a joint state: chunks are accepted
 
-    sent = 0
-    while not trajectories and sent < 50:  # until the node holds a joint state, chunks are refused
-        policy.publish(ActionChunk(episode_id="ep", step=sent, horizon=1, action_dim=5,
-                                   actions=[0.3, 0.0, 0.0, 0.0, 0.0], action_space="ee_delta", source="policy"))
-        sent += 1
-        wait_for(lambda: bool(trajectories), 0.2)
-    assert trajectories, "no command for the Panda"
-    assert wait_for(lambda: len(trajectories) >= 2, 5.0)  # the watchdog's stop after the last action
-    command, stop = trajectories[-2], trajectories[-1]
+    policy.publish(ActionChunk(episode_id="ep", step=0, horizon=1, action_dim=5, actions=[0.3, 0.0, 0.0, 0.0, 0.0],
+                               action_space="ee_delta", source="policy"))
+    assert wait_for(lambda: len(trajectories) >= 2, 10.0), "no command and stop for the Panda"
+    command, stop = trajectories
     for trajectory in (command, stop):
         assert trajectory.joint_names == PANDA_JOINTS
         positions = np.array([p.positions for p in trajectory.points])
         assert positions.shape[1] == 7 and np.isfinite(positions).all()
+    assert list(command.points[0].velocities) == []
     np.testing.assert_allclose(stop.points[0].positions, HOME, atol=1e-12)  # holds the measured joints
     assert list(stop.points[0].velocities) == [0.0] * 7
-    count = len(trajectories)
-    time.sleep(0.6)  # two watchdog periods: a lapse is reported once
-    assert len(trajectories) == count
+    # A lapse is reported once: two more polls, then the e-stop's hold on the same publisher is the next trajectory.
+    seen = polls[0]
+    assert wait_for(lambda: polls[0] >= seen + 2)
+    assert estop.wait_for_service(timeout_sec=10.0)
+    future = estop.call_async(SetBool.Request(data=True))
+    assert wait_for(future.done) and future.result().success
+    assert wait_for(lambda: len(trajectories) >= 3)
+    assert len(trajectories) == 3
 
 
 def test_with_dry_run_off_the_safety_filter_drives_the_panda_driver(ros_graph, wait_for, kinematics):

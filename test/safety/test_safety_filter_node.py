@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Log
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.time import Time
@@ -23,10 +24,8 @@ from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.safety import robot_config_path
 from rlvla_ros.sim.tabletop_sim import HOME_ARM_Q
 
-QUIET_S = 0.5
-"""How long a test waits to be confident that nothing more gets published."""
-EXECUTOR_STALL_S = 0.3
-"""Slack for the shared ros_graph fixture: its MultiThreadedExecutor can hold back callbacks for a few 100 ms."""
+SKIPS_S = 1000.0
+"""joint_state_timeout_s of tests that skip the clock by up to minutes: the joint states stay fresh."""
 
 
 def chunk(rows, source="policy", action_space="ee_delta", step=0) -> ActionChunk:
@@ -39,7 +38,7 @@ def chunk(rows, source="policy", action_space="ee_delta", step=0) -> ActionChunk
 class Rig:
     """A safety_filter node plus a test node feeding it joint states (20 Hz) and chunks, recording its outputs."""
 
-    def __init__(self, ros_graph, wait_for, q=HOME_ARM_Q, **parameters):
+    def __init__(self, ros_graph, wait_for, q=HOME_ARM_Q, publish_joint_states=True, **parameters):
         self.wait_for = wait_for
         self.q = np.asarray(q, dtype=float)
         # generous unless a test is about it: executor stalls must not make the joint states look stale
@@ -62,6 +61,19 @@ class Rig:
         self.estop_client = self.test.create_client(SetBool, "safety_filter/estop")
         self.parameters = AsyncParameterClient(self.test, "safety_filter")
         self.joint_state_timer = self.test.create_timer(0.05, self._publish_joint_state)
+        if not publish_joint_states:
+            self.joint_state_timer.cancel()
+        # Counts the watchdog's polls: after a clock skip, "it polled twice and did nothing" is proof, a quiet
+        # half second is not.
+        self.polls = 0
+        timer = self.node._watchdog_timer
+        poll = timer.callback
+
+        def counted_poll():
+            poll()
+            self.polls += 1
+
+        timer.callback = counted_poll
         # Both ends of every topic must have matched, or the first messages can arrive late.
         endpoints = [*self.node.subscriptions, *self.test.subscriptions]
         assert wait_for(lambda: all(s.get_publisher_count() > 0 for s in endpoints), 10.0)
@@ -95,6 +107,15 @@ class Rig:
 
     def wait_for_trajectories(self, count: int, timeout_s: float = 5.0) -> bool:
         return self.wait_for(lambda: len(self.trajectories) >= count, timeout_s)
+
+    def wait_for_polls(self, count: int = 2) -> None:
+        """Wait until the watchdog timer has run ``count`` more times (the first may have begun before the call)."""
+        polls = self.polls
+        assert self.wait_for(lambda: self.polls >= polls + count, 10.0)
+
+    def holds(self) -> list[bool]:
+        """Per trajectory so far: a hold (a stop: zero velocities) rather than an executed chunk."""
+        return [bool(t.points[0].velocities) for _, t in self.trajectories]
 
 
 @pytest.fixture
@@ -156,12 +177,14 @@ def test_unsafe_chunks_never_reach_the_arm(rig, kinematics, arm_at):
         chunk([0.0, 0.0, 1.0, 0.0, 0.0], step=2),  # up and out of the workspace: clipped
         chunk([-0.5, 0.2, -0.5, 0.0, 1.0], step=3),
     ]
-    for message in refused + accepted:
+    sentinel = chunk([0.0] * 5, step=4)
+    for message in refused + accepted + [sentinel]:
         r.policy.publish(message)
-    assert r.wait_for(lambda: len(r.executed) == len(accepted))
-    time.sleep(QUIET_S)
-    assert len(r.trajectories) == len(accepted) and len(r.executed) == len(accepted)
-    assert [m.step for m in r.executed] == [1, 2, 3]  # the refused chunks (step 0) produced nothing
+    assert r.wait_for(lambda: r.executed and r.executed[-1].step == 4)
+    assert r.wait_for_trajectories(len(accepted) + 1)
+    # one publisher, handled in order: had a refused chunk produced anything, it would come before the sentinel's
+    assert len(r.trajectories) == len(accepted) + 1
+    assert [m.step for m in r.executed] == [1, 2, 3, 4]  # the refused chunks (step 0) produced nothing
     np.testing.assert_array_equal(r.executed[0].actions, [1, -1, 1, 1, -1])
     for _, trajectory in r.trajectories:
         positions = assert_safe(trajectory, r.robot)
@@ -169,20 +192,36 @@ def test_unsafe_chunks_never_reach_the_arm(rig, kinematics, arm_at):
         assert np.all(tcp_m <= r.robot.workspace_max_m + 1e-3) and np.all(tcp_m >= r.robot.workspace_min_m - 1e-3)
 
 
-def test_stop_is_commanded_once_within_the_watchdog_period_after_actions_stop(rig):
-    timeout_s = 0.3
-    r = rig(watchdog_timeout_s=timeout_s)
-    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0]))
-    assert r.wait_for_trajectories(2, timeout_s=5.0)
-    (t_action, _), (t_stop, stop) = r.trajectories[:2]
-    latency_s = t_stop - t_action
-    print(f"stop latency after the last action: {latency_s:.3f} s (watchdog_timeout_s {timeout_s})")
-    assert timeout_s - EXECUTOR_STALL_S <= latency_s <= timeout_s * 1.1 + EXECUTOR_STALL_S
+@pytest.fixture
+def fast_polls(monkeypatch):
+    """The watchdog polls every 0.1 s of a 60 s timeout (the node's default is a tenth of it)."""
+    monkeypatch.setattr(safety_filter, "WATCHDOG_CHECKS_PER_TIMEOUT", 600)
+
+
+def test_stop_is_commanded_once_within_the_watchdog_period_after_actions_stop(rig, skippable_clock, fast_polls):
+    clock = skippable_clock(safety_filter)
+    timeout_s = 60.0  # never lapses by itself: the test skips the clock
+    r = rig(watchdog_timeout_s=timeout_s, joint_state_timeout_s=SKIPS_S)
+    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0], step=1))
+    assert r.wait_for(lambda: len(r.executed) == 1)
+    clock.skip(0.9 * timeout_s)
+    r.wait_for_polls()
+    # Not stale yet. Sentinel: the next chunk's trajectory directly follows the first (a stop would come between).
+    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0], step=2))
+    assert r.wait_for(lambda: len(r.executed) == 2) and r.wait_for_trajectories(2)
+    assert r.holds() == [False, False]
+    clock.skip(1.05 * timeout_s)  # past the timeout after the last chunk: the next poll stops the arm
+    assert r.wait_for_trajectories(3)
+    assert r.holds() == [False, False, True]
+    stop = r.trajectories[2][1]
     positions = assert_safe(stop, r.robot)
     np.testing.assert_allclose(positions, [HOME_ARM_Q], atol=1e-12)  # holds the measured joints
     assert list(stop.points[0].velocities) == [0.0] * 5
-    time.sleep(2 * timeout_s)
-    assert len(r.trajectories) == 2  # one stop per lapse
+    clock.skip(2 * timeout_s)
+    r.wait_for_polls()
+    r.policy.publish(chunk([0.3, 0.0, 0.0, 0.0, 0.0], step=3))  # the sentinel
+    assert r.wait_for(lambda: len(r.executed) == 3) and r.wait_for_trajectories(4)
+    assert r.holds() == [False, False, True, False]  # one stop per lapse
 
 
 def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
@@ -193,41 +232,46 @@ def test_estop_holds_the_arm_and_blocks_actions_until_released(rig):
     stop = r.trajectories[0][1]
     np.testing.assert_allclose(assert_safe(stop, r.robot), [HOME_ARM_Q], atol=1e-12)
     assert list(stop.points[0].velocities) == [0.0] * 5
-    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0]))
-    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
-    time.sleep(QUIET_S)
-    assert len(r.trajectories) == 1 and not r.executed and not r.gripper
+    r.policy.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], step=1))
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop", step=2))
+    assert r.wait_for_stats(lambda s: s["refused"].get("estop") == 2)  # both were handled, and refused
     assert r.estop(False).message == "e-stop released: chunks that arrive from now on are accepted"
-    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop"))
+    r.teleop.publish(chunk([0.5, 0.0, 0.0, 0.0, 0.0], source="teleop", step=3))
     assert r.wait_for_trajectories(2) and r.wait_for(lambda: len(r.executed) == 1)
+    assert [m.step for m in r.executed] == [3] and len(r.gripper) == 1 and r.holds() == [True, False]
 
 
 @pytest.mark.parametrize("parameters", [
     {"dry_run": True},
     {"robot_config": str(robot_config_path("example_arm"))},  # dry_run: true in the robot file wins
 ])
-
-
-def test_dry_run_publishes_nothing_to_the_arm(rig, parameters):
-    r = rig(watchdog_timeout_s=0.3, **parameters)
+def test_dry_run_publishes_nothing_to_the_arm(rig, parameters, skippable_clock):
+    clock = skippable_clock(safety_filter)
+    timeout_s = 60.0
+    r = rig(watchdog_timeout_s=timeout_s, joint_state_timeout_s=SKIPS_S, **parameters)
+    logs = []
+    r.test.create_subscription(Log, "/rosout", logs.append, 100)
     assert r.node.dry_run
     assert "dry run, would hold" in r.estop(True).message
     r.estop(False)
     r.policy.publish(chunk([[0.5, 0.0, 0.0, 0.0, 1.0]] * 3))
-    time.sleep(QUIET_S + 0.3)  # past the watchdog timeout too: no stop either
+    assert r.wait_for_stats(lambda s: s.get("dry_run_chunks") == 1)  # handled: computed, not sent
+    clock.skip(1.5 * timeout_s)  # past the watchdog timeout too: no stop either, only its log line
+    assert r.wait_for(lambda: any("no valid action for" in log.msg and "dry run, would hold" in log.msg
+                                  for log in logs))
     assert not r.trajectories and not r.gripper and not r.executed
 
 
-def test_teleop_overrides_the_policy_while_fresh(rig):
-    teleop_timeout_s = 1.0
-    r = rig(watchdog_timeout_s=5.0, teleop_timeout_s=teleop_timeout_s)
+def test_teleop_overrides_the_policy_while_fresh(rig, skippable_clock):
+    clock = skippable_clock(safety_filter)
+    teleop_timeout_s = 30.0
+    r = rig(watchdog_timeout_s=60.0, teleop_timeout_s=teleop_timeout_s, joint_state_timeout_s=SKIPS_S)
     r.teleop.publish(chunk([1.0, 0.0, 0.0, 0.0, 1.0], source="teleop"))
     assert r.wait_for(lambda: len(r.executed) == 1)
-    t_teleop = time.monotonic()
     r.policy.publish(chunk([-1.0, 0.0, 0.0, 0.0, -1.0], step=1))
-    time.sleep(QUIET_S)
-    assert [m.source for m in r.executed] == ["teleop"]
-    time.sleep(max(0.0, t_teleop + teleop_timeout_s + 0.1 - time.monotonic()))  # teleop is stale now
+    assert r.wait_for_stats(lambda s: s.get("policy_chunks_overridden") == 1)  # ignored: teleop is fresh
+    clock.skip(teleop_timeout_s + 1.0)  # teleop is stale now
+    # On one publisher after step 1: had step 1 been executed, it would come first.
     r.policy.publish(chunk([-1.0, 0.0, 0.0, 0.0, -1.0], step=2))
     assert r.wait_for(lambda: len(r.executed) == 2)
     assert [(m.source, m.step) for m in r.executed] == [("teleop", 0), ("policy", 2)]
@@ -279,7 +323,7 @@ def test_a_chunk_acts_on_the_joint_state_of_its_own_stamp_when_that_arrives_afte
     r.joint_states.publish(stamped(JointState(name=list(JOINT_NAMES), position=list(HOME_ARM_Q) + [0.04] * 2), 1.0))
     # A chunk computed from the sensor set of t = 2 s overtakes that set's joint state (another topic).
     r.policy.publish(stamped(chunk(row, step=1), 2.0))
-    time.sleep(QUIET_S)
+    assert r.wait_for(lambda: r.node._waiting is not None)  # held back for its joint state
     assert r.executed == []
     moved_q = HOME_ARM_Q + np.array([0.1, -0.05, 0.05, 0.0, 0.0])
     r.joint_states.publish(stamped(JointState(name=list(JOINT_NAMES), position=list(moved_q) + [0.04] * 2), 2.0))
@@ -330,11 +374,11 @@ def test_lockstep_builds_on_the_set_point_within_its_episode_only(rig):
 
 
 def test_finger_joints_alone_do_not_count_as_a_joint_state(ros_graph, wait_for):
-    r = Rig(ros_graph, wait_for, watchdog_timeout_s=5.0)
-    r.joint_state_timer.cancel()
+    r = Rig(ros_graph, wait_for, publish_joint_states=False, watchdog_timeout_s=5.0)
     gripper_only = JointState(name=list(FINGER_JOINT_NAMES), position=[0.04, 0.04])
     gripper_timer = r.test.create_timer(0.05, lambda: r.joint_states.publish(gripper_only))
-    time.sleep(QUIET_S)
+    # handled: the joint_states subscription's callbacks show in the node's latency window
+    assert r.wait_for_stats(lambda s: s.get("callback_latency_ms", {}).get("window", 0) >= 3)
     assert "no valid joint state" in r.estop(True).message
     gripper_timer.cancel()
     r.joint_state_timer.reset()  # the whole arm again

@@ -12,9 +12,12 @@ from rlvla_ros.nodes.safety_filter import SafetyFilter
 from rlvla_ros.nodes.sim_bridge import SimBridge
 from rlvla_ros.srv import ResetEpisode
 
+AFTER_END_STEP = 10_000
+"""Step of the observation sent after the episode's END."""
+
 
 def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for):
-    ros_graph.add(SimBridge(context=ros_graph.context, parameter_overrides=[
+    bridge = ros_graph.add(SimBridge(context=ros_graph.context, parameter_overrides=[
         Parameter("clock_mode", value="lockstep"), Parameter("publish_expert_action", value=True),
         Parameter("task", value="lift"), Parameter("seed", value=3), Parameter("image_size", value=32)]))
     ros_graph.add(Perception(context=ros_graph.context, parameter_overrides=[Parameter("image_size", value=32)]))
@@ -26,7 +29,7 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
                                                     Parameter("joint_state_timeout_s", value=5.0)]))
     probe = ros_graph.node("probe")
     successes, executed = [], []
-    probe.create_subscription(TaskSuccess, "sim/success", lambda msg: successes.append(msg.success), 10)
+    probe.create_subscription(TaskSuccess, "sim/success", successes.append, 10)
     probe.create_subscription(ActionChunk, "executed_action", executed.append, 10)
     experts, observations = [], []
     probe.create_subscription(Observation, "observation", observations.append, 10)
@@ -37,13 +40,15 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
     reset = probe.create_client(ResetEpisode, "reset_episode")
     assert reset.wait_for_service(timeout_sec=10.0)
     assert wait_for(lambda: probe.count_subscribers("sim/expert_action") >= 2)
+    assert wait_for(lambda: all(s.get_publisher_count() for s in probe.subscriptions))
     future = reset.call_async(ResetEpisode.Request(task="lift", seed=3))
     assert wait_for(future.done)
-    assert not wait_for(lambda: experts or executed, timeout_s=1.0)
-    assert wait_for(lambda: probe.count_subscribers("episode_event") >= 1)
-    events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=future.result().episode_id, task="lift"))
+    episode_id = future.result().episode_id
+    assert wait_for(lambda: probe.count_subscribers("episode_event") >= 3)
+    events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode_id, task="lift"))
 
-    assert wait_for(lambda: any(successes), timeout_s=60.0), f"no success after {len(executed)} executed actions"
+    assert wait_for(lambda: any(m.success for m in successes), timeout_s=60.0), \
+        f"no success after {len(executed)} executed actions"
     assert 5 <= len(executed) <= 50  # lift's time limit is 50 steps
     assert {chunk.source for chunk in executed} == {ActionChunk.SOURCE_EXPERT}
     assert [chunk.step for chunk in executed[:3]] == [0, 1, 2]
@@ -53,9 +58,24 @@ def test_expert_actions_through_the_safety_filter_solve_lift(ros_graph, wait_for
         return all(by_stamp.get((c.header.stamp.sec, c.header.stamp.nanosec)) == c.step for c in executed)
 
     assert wait_for(answered_observations)
-    steps = len(experts)
-    events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=future.result().episode_id, task="lift"))
-    assert not wait_for(lambda: len(experts) > steps + 1, timeout_s=1.0)  # the END stops the expert
+    # Nothing moved before the START: the first observation is the reset's set as step 0, and the expert answered
+    # the episode's observations only, one per step from 0 on.
+    assert (observations[0].episode_id, observations[0].step) == (episode_id, 0)
+    assert [(e.episode_id, e.step) for e in experts[:len(executed)]] == [(episode_id, k) for k in range(len(executed))]
+    # The END stops the expert: an observation of the newest set sent after it is not answered. Sentinel: on the same
+    # publisher after it, the next episode's first observation is answered.
+    events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id=episode_id, task="lift"))
+    assert wait_for(lambda: bridge._ended_episode == episode_id)
+    sentinel = probe.create_publisher(Observation, "observation", 10)
+    assert wait_for(lambda: sentinel.get_subscription_count() >= 2)
+    sentinel.publish(Observation(header=observations[-1].header, episode_id=episode_id, step=AFTER_END_STEP))
+    sets = len(successes)
+    next_episode = reset.call_async(ResetEpisode.Request(task="lift", seed=4))
+    assert wait_for(next_episode.done) and wait_for(lambda: len(successes) > sets)
+    sentinel.publish(Observation(header=successes[-1].header, episode_id=next_episode.result().episode_id, step=0))
+    assert wait_for(lambda: experts[-1].episode_id == next_episode.result().episode_id)
+    assert AFTER_END_STEP not in [e.step for e in experts]
+    assert bridge._stats.snapshot()["expert_unanswered.ended_episode"] >= 1
 
 
 def test_the_expert_answers_only_the_observation_of_the_newest_sensor_set(ros_graph, wait_for):

@@ -113,10 +113,6 @@ class Rig:
         assert self.wait_for(lambda: self["sim/episode"], 5.0)
         return json.loads(self["sim/episode"][-1].data)
 
-    def quiet(self, seconds: float = 0.3) -> None:
-        """Let in-flight messages arrive."""
-        time.sleep(seconds)
-
 
 @pytest.fixture
 def rig(ros_graph, wait_for):
@@ -249,18 +245,19 @@ def test_bad_commands_are_rejected_with_a_reason_and_change_nothing(rig):
     ]
     bad_grippers = [([0.0, 0.0], "exactly one value"), ([], "exactly one value"), ([float("nan")], "nan"),
                     ([-0.01], "-0.01"), ([0.2], "0.2")]
-    for msg, _ in bad_trajectories:
+    # Sentinels, last on each publisher: once both are refused, every command before them has been handled.
+    sentinels = [(trajectory([*far[:4], 99.0]), "wrist_roll = 99.0")], [([0.09], "0.09")]
+    for msg, _ in bad_trajectories + sentinels[0]:
         r.arm.publish(msg)
-    for data, _ in bad_grippers:
+    for data, _ in bad_grippers + sentinels[1]:
         r.gripper.publish(Float64MultiArray(data=data))
-    expected = len(bad_trajectories) + len(bad_grippers)
-    assert r.wait_for(lambda: len(r["sim_bridge/rejected_commands"]) >= expected, 5.0)
-    r.quiet()
+    assert r.wait_for(lambda: sum(reason in m.data for m in r["sim_bridge/rejected_commands"]
+                                  for reason in ("wrist_roll = 99.0", "gripper opening 0.09")) == 2, 10.0)
     reasons = [m.data for m in r["sim_bridge/rejected_commands"]]
-    assert len(reasons) == expected
+    assert len(reasons) == len(bad_trajectories) + len(bad_grippers) + 2
     # each topic's messages are handled in order; the two topics may interleave
-    for topic, sent in (("arm_controller/joint_trajectory", bad_trajectories),
-                        ("gripper_controller/commands", bad_grippers)):
+    for topic, sent in (("arm_controller/joint_trajectory", bad_trajectories + sentinels[0]),
+                        ("gripper_controller/commands", bad_grippers + sentinels[1])):
         got = [reason for reason in reasons if reason.startswith(f"{topic}: ")]
         assert len(got) == len(sent)
         for reason, (_, expected_reason) in zip(got, sent):
@@ -284,24 +281,24 @@ def test_a_command_sent_before_a_reset_does_not_step_the_new_episode(rig, ros_gr
     # The previous episode's command is in flight when the reset is handled: the bridge is not spun while it
     # arrives, then handles the reset before it.
     ros_graph.executor.remove_node(r.bridge)
-    time.sleep(0.3)  # the spinning executor drops the node from its wait set when it next wakes
+    ros_graph.sync()  # from here on the bridge handles nothing
     sets_before = len(r["sim/success"])
     r.arm.publish(trajectory(HOME_ARM_Q + [0.4, 0.0, 0.0, 0.0, 0.0]))
     r.gripper.publish(Float64MultiArray(data=[0.0]))
-    time.sleep(0.3)
-    assert len(r["sim/success"]) == sets_before  # not handled yet: the bridge is not spun
     response = r.bridge._on_reset(ResetEpisode.Request(seed=5), ResetEpisode.Response())
     assert response.success
     ros_graph.executor.add_node(r.bridge)
     r._wait_sensor_set({topic: sets_before for topic in SENSOR_SET})
-    r.quiet(0.5)
-    assert len(r["sim/success"]) == sets_before + 1  # the reset's own set, and no step by the stale commands
-    assert r.wait_for(lambda: any(log.name == "sim_bridge" and log.msg.startswith("dropped a ") for log in logs), 3.0)
-    state = r["joint_states"][-1]
-    np.testing.assert_allclose(arm_positions(state), HOME_ARM_Q, atol=0.01)
-    assert gripper_opening(state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
+    assert r.wait_for(lambda: any(log.name == "sim_bridge" and log.msg.startswith("dropped a ") for log in logs), 10.0)
+    reset_state = r["joint_states"][-1]
+    np.testing.assert_allclose(arm_positions(reset_state), HOME_ARM_Q, atol=0.01)
+    assert gripper_opening(reset_state) == pytest.approx(GRIPPER_MAX_OPENING_M, abs=1e-3)
     moved = r.step(HOME_ARM_Q + [0.2, 0.0, 0.0, 0.0, 0.0])  # commands sent after the reset step it
     assert arm_positions(moved)[0] - HOME_ARM_Q[0] > 0.05
+    # The sentinel: the sets since the reset are its own and the step's, one period apart; a stale command that
+    # stepped the scene would have put a set between them.
+    assert len(r["sim/success"]) == sets_before + 2
+    assert stamp_ns(moved) - stamp_ns(reset_state) == PERIOD_NS
     # An RMW that reports no source timestamp (0) cannot date a command: it is kept.
     assert not r.bridge._sent_before_reset("arm_controller/joint_trajectory", {"source_timestamp": 0})
 
