@@ -222,8 +222,9 @@ def run_experiment(config: ExperimentConfig) -> dict:
     results = {
         "config": asdict(config),
         "expert_success_rate": expert_success,
-        "demos": {"episodes_per_task": recipe.demo_episodes, "split": "id", "seeds": f"{DEMO_SEED_START}..",
-                  "bc_dataset": str(bc_data), "format": "lerobot v3.0" if config.bc_from_lerobot else "mcap bag"},
+        "demos": None if config.bc_job_dir else {  # a reused BC job's demos are in its own results
+            "episodes_per_task": recipe.demo_episodes, "split": "id", "seeds": f"{DEMO_SEED_START}..",
+            "bc_dataset": str(bc_data), "format": "lerobot v3.0" if config.bc_from_lerobot else "mcap bag"},
         "evaluation": {
             "seeds": f"0..{recipe.eval_episodes - 1}", "episodes_per_task_and_split": recipe.eval_episodes,
             "deterministic": True,

@@ -105,7 +105,8 @@ def test_every_node_parameter_file_the_launch_files_name_exists(file):
 
 
 def test_demonstrations_are_recorded_by_the_expert_graph_without_a_policy(tmp_path):
-    from rlvla_ros.cli.demo import DEMONSTRATION_BASE_SEED, EXPERT_TOPIC, expert_graph
+    from rlvla_ros.cli.demo import EXPERT_TOPIC, expert_graph
+    from rlvla_ros.contract import DEMO_SEED_START
     from rlvla_ros.training.recipes import load_recipe
 
     launch = expert_graph(load_recipe("demo"), 7, tmp_path, tmp_path / "config", tmp_path / "bags",
@@ -115,6 +116,6 @@ def test_demonstrations_are_recorded_by_the_expert_graph_without_a_policy(tmp_pa
     nodes = resolved("sim.launch.yaml", **arguments)
     assert set(nodes) == GRAPH_NODES - {"policy"} | {"sim_bridge", "recorder"}
     manager = nodes["episode_manager"]["params"]
-    assert (manager["num_episodes"], manager["base_seed"]) == (7, DEMONSTRATION_BASE_SEED)
+    assert (manager["num_episodes"], manager["base_seed"]) == (7, DEMO_SEED_START)
     assert manager["required_publishers"] == ["reward", EXPERT_TOPIC]  # the expert, not a policy, drives
     assert nodes["safety_filter"]["remaps"]["teleop/action_chunk"] == EXPERT_TOPIC
