@@ -147,6 +147,11 @@ class PretrainedModel(nn.Module):
         """Write what a model keeps beside ``model.safetensors`` (sub-model checkpoints, peft adapters) into the
         checkpoint being written; nothing here."""
 
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A checkpoint's tensors under the names this version gives them (a model whose names changed maps the old
+        ones here, so its old checkpoints still load); unchanged by default."""
+        return state
+
     def load_parts(self, directory: Path) -> None:
         """Read what :meth:`save_parts` wrote that :meth:`build` did not, after ``model.safetensors`` is in."""
 
@@ -165,8 +170,8 @@ class PretrainedModel(nn.Module):
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"no {WEIGHTS_NAME} in {directory} (only safetensors checkpoints are loaded)")
-        state = load_safetensors_strict(weights)
         model = cls.build(config, directory)
+        state = model.upgrade_state_dict(load_safetensors_strict(weights))
         expected = set(model.checkpoint_state_dict())
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
         if missing or unexpected:

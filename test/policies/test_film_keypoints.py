@@ -3,6 +3,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from rlvla_ros.algorithms.policy_inputs import supports_cached_features
 from rlvla_ros.policies import FilmKeypointsConfig, FilmKeypointsPolicy, load_policy
@@ -33,15 +34,17 @@ def test_spatial_softmax_finds_the_peak():
     assert torch.allclose(spatial_softmax(maps), torch.tensor([[-1.0, 1.0]]), atol=1e-4)
 
 
-def test_checkpoints_with_the_pre_block_weight_names_still_load(policy):
+def test_checkpoints_with_the_pre_block_weight_names_still_load(policy, tmp_path):
+    policy.save_pretrained(tmp_path / "legacy")
+    weights = tmp_path / "legacy" / "model.safetensors"
     legacy = {re.sub(r"image_encoder\.blocks\.(\d+)\.(conv|film)\.", r"image_encoder.\2s.\1.", key): value
-              for key, value in policy.state_dict().items()}
+              for key, value in load_file(str(weights)).items()}
     assert any(key.startswith("image_encoder.convs.0.") for key in legacy)
     assert any(key.startswith("image_encoder.films.1.") for key in legacy)
-    fresh = FilmKeypointsPolicy(tiny_config())
-    fresh.load_state_dict(legacy)
+    save_file(legacy, str(weights))  # as a checkpoint written before FilmConvBlock
+    loaded = load_policy(tmp_path / "legacy")
     for key, value in policy.state_dict().items():
-        assert torch.equal(fresh.state_dict()[key], value), key
+        assert torch.equal(loaded.state_dict()[key], value), key
 
 
 def test_predict_shapes_and_log_probs_match_log_prob(policy):

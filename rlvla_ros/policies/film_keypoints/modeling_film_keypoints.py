@@ -60,14 +60,18 @@ class FilmConvEncoder(nn.Module):
             x = block(x, condition)
         return spatial_softmax(x)
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        """Checkpoints saved before the blocks existed name their weights ``convs.i`` / ``films.i``."""
-        for key in [k for k in state_dict if k.startswith(prefix)]:
-            legacy = LEGACY_KEY.fullmatch(key[len(prefix):])
+    @staticmethod
+    def upgrade_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        """``state`` with the weights of checkpoints saved before the blocks existed (``<prefix>convs.i`` /
+        ``<prefix>films.i``) under today's names (``<prefix>blocks.i.conv`` / ``.film``)."""
+        upgraded = {}
+        for key, tensor in state.items():
+            legacy = LEGACY_KEY.fullmatch(key[len(prefix):]) if key.startswith(prefix) else None
             if legacy:
-                part, index, tensor = legacy.groups()
-                state_dict[f"{prefix}blocks.{index}.{LEGACY_PARTS[part]}.{tensor}"] = state_dict.pop(key)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+                part, index, name = legacy.groups()
+                key = f"{prefix}blocks.{index}.{LEGACY_PARTS[part]}.{name}"
+            upgraded[key] = tensor
+        return upgraded
 
 
 class FilmObservationEncoding:
@@ -84,6 +88,9 @@ class FilmObservationEncoding:
         self.text_encoder = MiniLmSentenceEncoder()
         self.image_encoder = FilmConvEncoder(config.channels, config.strides, EMBEDDING_DIM)
         return self.image_encoder.keypoint_dim + EMBEDDING_DIM + config.proprio_dim
+
+    def upgrade_state_dict(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return FilmConvEncoder.upgrade_state_dict(state, "image_encoder.")
 
     def freeze_encoder(self):
         """Freeze the convs and FiLM generators (recorded in the config, so checkpoints stay frozen)."""
