@@ -96,6 +96,9 @@ class ExperimentConfig:
         self.eval_splits = list(self.eval_splits or family.splits)
         if self.eval_splits[0] != "id":
             raise ValueError(f"eval_splits must start with id, got {self.eval_splits}")
+        if self.bc_job_dir and not ((Path(self.bc_job_dir) / METRICS_NAME).is_file()
+                                    and (Path(self.bc_job_dir) / "best").is_dir()):
+            raise ValueError(f"bc_job_dir {self.bc_job_dir} is not a finished BC job (no {METRICS_NAME} and best/)")
 
 
 def scripted_episode(

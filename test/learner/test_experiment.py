@@ -66,6 +66,15 @@ def test_an_experiment_starts_from_an_earlier_bc_job_without_recording_or_traini
     assert (tmp_path / "again/work/ppo/best/model.safetensors").is_file()
 
 
+def test_a_bc_job_dir_that_is_not_a_finished_bc_job_is_refused_before_anything_runs(tmp_path, capsys):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(SystemExit):
+        main(["--recipe", "demo_quick", "--bc-job-dir", str(tmp_path / "half"), "--work-dir", str(tmp_path / "work"),
+              "--output-dir", str(tmp_path / "results")])
+    assert f"bc_job_dir {tmp_path / 'half'} is not a finished BC job" in capsys.readouterr().err
+    assert not (tmp_path / "work").exists() and not (tmp_path / "results").exists()
+
+
 def test_an_experiment_needs_at_least_one_rl_process(tmp_path):
     with pytest.raises(ValueError, match="rl_processes must be >= 1 and eval_workers >= 0, got 0 and 0"):
         ExperimentConfig(recipe=load_recipe("demo_quick"), output_dir=str(tmp_path / "results"), rl_processes=0)
