@@ -4,7 +4,7 @@
 Reports how fast the graph steps (episode steps between the first START and the last END in the bag) against the
 in-process environment stepping the same expert on the same seeds in the same run, and how many episodes came out
 identical in both runs (every image, proprioception, action and reward, the length and the outcome) and equal to
-the in-process expert's actions.
+the in-process expert's actions; `differences` says, per seed that differs, which fields do and from which step.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
     (first, steps, seconds), (second, _, _) = runs
     in_process, env_steps_per_s = _in_process_expert(task, image_size, sorted(first))
     graph_steps_per_s = steps / seconds if seconds > 0 else 0.0
+    differences = {seed: _differences(first[seed], second.get(seed)) for seed in first}
     return {
         "episodes": episodes,
         "image_size": image_size,
@@ -37,10 +38,11 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
         "graph_steps_per_s": round(graph_steps_per_s, 2),
         "env_steps_per_s": round(env_steps_per_s, 2),
         "graph_over_env": round(graph_steps_per_s / env_steps_per_s, 4),
-        "identical_episodes": sum(seed in second and _same_episode(first[seed], second[seed]) for seed in first),
+        "identical_episodes": sum(not differences[seed] for seed in first),
         "equal_to_in_process_expert": sum(
             np.allclose(first[seed].actions, in_process[seed], atol=1e-5) if first[seed].actions.shape ==
             in_process[seed].shape else False for seed in first),
+        "differences": {str(seed): what for seed, what in sorted(differences.items()) if what},
     }
 
 
@@ -85,7 +87,19 @@ def _in_process_expert(task: str, image_size: int, seeds: list[int]) -> tuple[di
     return actions, steps / (time.perf_counter() - started)
 
 
-def _same_episode(a, b) -> bool:
-    return (a.instruction == b.instruction and bool(np.array_equal(a.successes, b.successes))
-            and all(np.array_equal(getattr(a, name), getattr(b, name))
-                    for name in ("images", "proprio", "actions", "rewards")))
+def _differences(a, b) -> list[str]:
+    """What differs between two recordings of one seed: each field with the first step where it does; [] if none."""
+    if b is None:
+        return ["missing in the second run"]
+    found = [] if a.instruction == b.instruction else ["instruction"]
+    for name in ("images", "proprio", "actions", "rewards", "successes"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x.shape[1:] != y.shape[1:]:
+            found.append(f"{name}: shapes {x.shape} and {y.shape}")
+            continue
+        steps = min(len(x), len(y))
+        unequal = np.flatnonzero([not np.array_equal(x[i], y[i]) for i in range(steps)])
+        if unequal.size or len(x) != len(y):
+            first_step = int(unequal[0]) if unequal.size else steps
+            found.append(f"{name}: from step {first_step} (lengths {len(x)} and {len(y)})")
+    return found
