@@ -205,8 +205,8 @@ def _record_expert_demonstrations(recipe: Recipe, out: Path) -> str:
     with launch, _GraphClient(launch) as client:
         summary = client.wait_for_episodes(episodes)
         print(f"  {summary['episodes']} expert episodes, success rate {summary['success_rate']:.2f}")
-    (bag,) = sorted((out / "bags" / "expert").glob("*/rlvla_*"))
-    return str(bag)
+        (bag,) = client.stop_recording()
+    return bag
 
 
 def _learning_graph(recipe: Recipe, out: Path):

@@ -28,9 +28,10 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
     with tempfile.TemporaryDirectory(prefix="rlvla_lockstep_bench_") as tmp, rclpy.init():
         runs = [_graph_run(recipe, episodes, Path(tmp) / f"run{k}") for k in range(2)]
     (first, steps, seconds), (second, _, _) = runs
-    in_process, env_steps_per_s = _in_process_expert(task, image_size, sorted(first))
+    seeds = sorted(set(first) | set(second))
+    differences = {seed: _differences(first.get(seed), second.get(seed)) for seed in seeds}
+    in_process, env_steps_per_s = _in_process_expert(task, image_size, seeds)
     graph_steps_per_s = steps / seconds if seconds > 0 else 0.0
-    differences = {seed: _differences(first[seed], second.get(seed)) for seed in first}
     return {
         "episodes": episodes,
         "image_size": image_size,
@@ -38,10 +39,11 @@ def benchmark_lockstep(episodes: int = 20, image_size: int = 64, task: str = "li
         "graph_steps_per_s": round(graph_steps_per_s, 2),
         "env_steps_per_s": round(env_steps_per_s, 2),
         "graph_over_env": round(graph_steps_per_s / env_steps_per_s, 4),
-        "identical_episodes": sum(not differences[seed] for seed in first),
+        "recorded_episodes": [len(first), len(second)],
+        "identical_episodes": sum(not differences[seed] for seed in seeds),
         "equal_to_in_process_expert": sum(
-            np.allclose(first[seed].actions, in_process[seed], atol=1e-5) if first[seed].actions.shape ==
-            in_process[seed].shape else False for seed in first),
+            seed in first and first[seed].actions.shape == in_process[seed].shape
+            and np.allclose(first[seed].actions, in_process[seed], atol=1e-5) for seed in seeds),
         "differences": {str(seed): what for seed, what in sorted(differences.items()) if what},
     }
 
@@ -55,7 +57,7 @@ def _graph_run(recipe: Recipe, episodes: int, out: Path) -> tuple[dict, int, flo
     launch = expert_graph(recipe, episodes, out, out / "config", out / "bags", out / "graph.log")
     with launch, _GraphClient(launch) as client:
         client.wait_for_episodes(episodes)
-    (bag,) = sorted((out / "bags").glob("*/rlvla_*"))
+        (bag,) = client.stop_recording()
     recorded = {episode.seed: episode for episode in episodes_from_bag(bag)}
     with open_bag(bag) as reader:
         events = [stamp for connection, stamp, _ in reader.messages()
@@ -89,8 +91,8 @@ def _in_process_expert(task: str, image_size: int, seeds: list[int]) -> tuple[di
 
 def _differences(a, b) -> list[str]:
     """What differs between two recordings of one seed: each field with the first step where it does; [] if none."""
-    if b is None:
-        return ["missing in the second run"]
+    if a is None or b is None:
+        return [f"missing in the {'first' if a is None else 'second'} run"]
     found = [] if a.instruction == b.instruction else ["instruction"]
     for name in ("images", "proprio", "actions", "rewards", "successes"):
         x, y = getattr(a, name), getattr(b, name)

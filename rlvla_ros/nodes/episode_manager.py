@@ -1,6 +1,9 @@
 """episode_manager node: owns the episode life cycle, the same on the simulated and the real arm.
 
-Each episode: once every topic in ``required_publishers`` has a publisher, call the driver's ``reset_episode``
+Each episode: once every topic in ``required_publishers`` has a publisher (and, before the first, with
+``wait_for_recorder``, once the recorder's ``recorder/get_status`` says ``ready``: a lock-step graph starts at full
+speed, and a recorder still matching the reward node would lose the first episode's rewards), call the driver's
+``reset_episode``
 (task, split and seed from the schedule: every task on every split, tasks fastest, the seed ``base_seed + cycle``),
 publish the episode's ``instruction`` (std_msgs/String, transient-local: late joiners get it) and an
 ``episode_event`` START (carrying the episode_id from the driver), then follow the ``reward`` stream of that
@@ -81,6 +84,9 @@ class EpisodeManagerConfig:
         "description": "what a teleop intervention does: continue (count it) or end the episode"})
     required_publishers: list[str] = field(default_factory=lambda: ["reward"], metadata={
         "description": "topics that must have a publisher before an episode starts (e.g. the policy's action_chunk)"})
+    wait_for_recorder: bool = field(default=False, metadata={
+        "description": "before the first episode, wait until recorder/get_status says the recorder is ready (every "
+                       "recorded topic subscribed and matched), so the bag holds every step of every episode"})
     ready_settle_s: float = field(default=2.0, metadata={
         "description": "after the required publishers appear, wait this long for discovery to connect the rest of "
                        "the graph before the first reset"})
@@ -122,6 +128,10 @@ class EpisodeManager(Node):
         self._reset_sent_s = 0.0
         self._retry_at_s = 0.0
         self._ready_since_s: float | None = None
+        self._recorder_client = self.create_client(Trigger, "recorder/get_status") if c.wait_for_recorder else None
+        self._recorder_query = None
+        self._recorder_waiting = "the recorder's status" if c.wait_for_recorder else ""
+        """What the recorder lacks before the first episode ('' once it was ready)."""
         self._progress_s = 0.0
         """When the running episode started or last got a reward (monotonic s)."""
         self._estopped: bool | None = None
@@ -187,11 +197,39 @@ class EpisodeManager(Node):
         missing = [topic for topic in self.config.required_publishers if not self.count_publishers(topic)]
         if missing:
             return f"publishers of {missing}", True
+        if self._recorder_waiting:
+            self._ask_recorder()
+            return self._recorder_waiting, True
         # A publisher is seen before every subscription it implies is matched (e.g. the policy's observation
         # subscription by perception): give discovery time once, before the first episode.
         if self._ready_since_s is None or now_s - self._ready_since_s < self.config.ready_settle_s:
             return SETTLING, True
         return "", False
+
+    def _ask_recorder(self) -> None:
+        """Ask the recorder whether it records every topic (one question at a time); its answer starts the first
+        episode at once when it is ready."""
+        if self._recorder_query is not None:
+            return
+        if not self._recorder_client.service_is_ready():
+            service = self.resolve_service_name(self._recorder_client.srv_name)
+            self._recorder_waiting = f"the recorder's {service} service"
+            return
+        self._recorder_query = self._recorder_client.call_async(Trigger.Request())
+        self._recorder_query.add_done_callback(self._on_recorder_status)
+
+    def _on_recorder_status(self, future) -> None:
+        self._recorder_query = None
+        status = json.loads(future.result().message) if future.exception() is None else {}
+        if status.get("ready"):
+            self._recorder_waiting = ""
+            self._start_if_wanted()
+        elif not status.get("recording", True):
+            self._recorder_waiting = "the recorder to start recording (recorder/start_recording)"
+        else:
+            self._recorder_waiting = (f"the recorder to record every topic (no publisher yet: "
+                                      f"{status.get('pending_topics')}, not matched yet: "
+                                      f"{status.get('unmatched_topics')})")
 
     def _start_if_wanted(self) -> None:
         """Send the next reset if an episode is wanted and the graph is ready for it."""

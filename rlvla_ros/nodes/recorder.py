@@ -14,8 +14,10 @@ much (``rlvla dataset recover`` restores the rest), and SIGINT/SIGTERM finish th
 
 Services: ``~/start_recording`` (rlvla_ros/srv/StartRecording; empty fields take the parameters),
 ``~/stop_recording`` (rlvla_ros/srv/StopRecording) and ``~/get_status`` (std_srvs/Trigger; the message is the
-session's progress as JSON: bags, topics recorded and still pending, messages written, queued and dropped, per topic
-received / written / dropped (``per_topic``), and the episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused
+session's progress as JSON: bags, topics recorded, still pending (no publisher yet) and unmatched (a publisher the
+subscription has not matched yet), ``ready`` when there are neither (the episode manager's ``wait_for_recorder``
+waits for it), messages written, queued and dropped, per topic received / written / dropped (``per_topic``), and the
+episode ENDs written, by which a client knows the bag holds an episode before it stops the recording). Refused
 with ``success=false`` and a reason: starting while recording, an output folder that cannot be created or written,
 an invalid topic name, ``episodes_per_bag`` without an ``episode_event`` topic, and stopping while not recording.
 A session whose topics never got a publisher still ends in a valid bag with no messages: the start reply promised
@@ -167,11 +169,19 @@ class Recorder(Node):
         writer = self._writer
         if writer is None:
             return {"recording": False}
-        return {"recording": True, "session_dir": str(self._session_dir),
+        unmatched = self._unmatched_topics()
+        return {"recording": True, "ready": not self._pending and not unmatched,
+                "session_dir": str(self._session_dir),
                 "bags": [str(p) for p in writer.writer.bag_paths], "topics": sorted(self._recorded_subscriptions),
-                "pending_topics": sorted(self._pending), "messages": writer.writer.message_count,
+                "pending_topics": sorted(self._pending), "unmatched_topics": unmatched,
+                "messages": writer.writer.message_count,
                 "queued": writer.queued, "dropped": writer.dropped, "per_topic": writer.topic_counts(),
                 "episode_ends": writer.writer.episode_ends}
+
+    def _unmatched_topics(self) -> list[str]:
+        """Recorded topics whose subscription has not matched every publisher the graph lists for them yet."""
+        return sorted(topic for topic, subscription in self._recorded_subscriptions.items()
+                      if subscription.get_publisher_count() < len(self.get_publishers_info_by_topic(topic)))
 
     def _discover(self) -> None:
         """Subscribe every pending topic that has publishers now."""

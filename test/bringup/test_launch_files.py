@@ -64,10 +64,12 @@ def test_namespace_argument_moves_every_node():
 
 
 def test_recording_is_added_only_when_asked():
-    assert "recorder" not in resolved("sim.launch.yaml")
+    plain = resolved("sim.launch.yaml")
+    assert "recorder" not in plain and plain["episode_manager"]["params"]["wait_for_recorder"] is False
     nodes = resolved("sim.launch.yaml", record="true", bag_dir="/tmp/bags")
     assert nodes["recorder"]["params"]["output_dir"] == "/tmp/bags"
     assert nodes["recorder"]["ns"] == "/rlvla"
+    assert nodes["episode_manager"]["params"]["wait_for_recorder"] is True  # the bag gets the first episode whole
 
 
 def test_expert_demonstrations_route_the_bridge_expert_into_the_teleop_input():

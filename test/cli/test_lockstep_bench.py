@@ -30,3 +30,4 @@ def test_a_longer_or_missing_recording_is_a_difference():
     longer = _differences(_episode(4), replace(_episode(5), instruction="push"))
     assert longer[0] == "instruction" and "rewards: from step 4 (lengths 4 and 5)" in longer
     assert _differences(_episode(), None) == ["missing in the second run"]
+    assert _differences(None, _episode()) == ["missing in the first run"]

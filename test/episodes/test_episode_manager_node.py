@@ -234,6 +234,31 @@ def test_episodes_wait_for_the_required_publishers(ros_graph, wait_for):
     assert rig.wait_events(1)[0].event == EpisodeEvent.START
 
 
+def test_with_wait_for_recorder_the_first_episode_waits_until_the_recorder_records_every_topic(ros_graph, wait_for):
+    # Issue 20: a lock-step graph ran its first episode while the recorder was still subscribing to reward, and the
+    # bag lost that episode's rewards.
+    rig = Rig(ros_graph, wait_for, wait_for_recorder=True, ready_settle_s=0.0)
+    rig.wait_until_waiting_for("the recorder's /recorder/get_status service")
+    status = {"recording": True, "ready": False, "pending_topics": ["/reward"], "unmatched_topics": []}
+
+    def answer(request, response):
+        response.success, response.message = True, json.dumps(status)
+        return response
+
+    rig.test.create_service(Trigger, "recorder/get_status", answer)
+    rig.wait_until_waiting_for("the recorder to record every topic (no publisher yet: ['/reward'], "
+                               "not matched yet: [])")
+    status.update(pending_topics=[], unmatched_topics=["/reward"])
+    rig.wait_until_waiting_for("the recorder to record every topic (no publisher yet: [], not matched yet: "
+                               "['/reward'])")
+    assert rig.driver.requests == []
+    status.update(ready=True, unmatched_topics=[])
+    assert rig.wait_events(1)[0].event == EpisodeEvent.START
+    rig.reward("ep1", 0, success=True)
+    assert rig.wait_events(3)[2].episode_id == "ep2"  # the recorder was asked once, before the first episode
+    status.update(ready=False)
+
+
 def test_estop_ends_the_episode_and_nothing_resets_or_starts_until_an_explicit_start(ros_graph, wait_for):
     # Issue 17: while e-stopped, episodes timed out and reset_episode (a real arm's homing routine) was called.
     rig = Rig(ros_graph, wait_for, max_steps=[3], base_seed=5)

@@ -155,6 +155,11 @@ def test_status_reports_the_session_and_the_episode_ends_written_so_far(ros_grap
     status = rig.status()
     assert status["bags"] == [] and status["topics"] == ["/episode_event"] and status["pending_topics"] == [
         "/joint_states"]  # nobody publishes joint_states
+    assert not status["ready"] and status["unmatched_topics"] == []
+    joint_states = rig.test.create_publisher(JointState, "joint_states", 10)
+    assert wait_for(lambda: rig.status()["ready"], 10.0)  # both topics subscribed and matched: episodes may start
+    assert rig.status()["topics"] == ["/episode_event", "/joint_states"]
+    rig.test.destroy_publisher(joint_states)
     events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id="e1"))
     events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="e1"))
     assert wait_for(lambda: rig.status()["episode_ends"] == 1, 10.0)
