@@ -101,7 +101,9 @@ def test_every_image_published_while_recording_is_in_the_bag(ros_graph, wait_for
         images.publish(image(index))
         joints.publish(JointState(name=["a"], position=[float(index)]))
         time.sleep(1 / 30)
-    rig.wait_received({"/camera/image_raw": 60})
+    # The sentinel before the stop: every image, and the joint states best effort delivers on localhost (all, or
+    # nearly), so the stop cannot overtake the last ones still queued.
+    rig.wait_received({"/camera/image_raw": 60, "/joint_states": 57})
     stopped = rig.stop()
     assert stopped.success and stopped.bag_paths == [response.bag_path]
     images.publish(image(254))  # after the recording: not in the bag
