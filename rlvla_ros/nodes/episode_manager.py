@@ -198,7 +198,6 @@ class EpisodeManager(Node):
         if missing:
             return f"publishers of {missing}", True
         if self._recorder_waiting:
-            self._ask_recorder()
             return self._recorder_waiting, True
         # A publisher is seen before every subscription it implies is matched (e.g. the policy's observation
         # subscription by perception): give discovery time once, before the first episode.
@@ -220,7 +219,13 @@ class EpisodeManager(Node):
 
     def _on_recorder_status(self, future) -> None:
         self._recorder_query = None
-        status = json.loads(future.result().message) if future.exception() is None else {}
+        try:
+            status = json.loads(future.result().message)
+            if not isinstance(status, dict):
+                raise ValueError(f"a JSON {type(status).__name__}, not an object")
+        except Exception as error:  # noqa: BLE001 - a failed call or a malformed answer: keep waiting, say why
+            self._recorder_waiting = f"a valid answer from the recorder's status service (the last: {error})"
+            return
         if status.get("ready"):
             self._recorder_waiting = ""
             self._start_if_wanted()
@@ -239,6 +244,8 @@ class EpisodeManager(Node):
             self._ready_since_s = now_s  # the required publishers are up: the settling time starts now
             waiting, graph = self._waiting_for(now_s)
         if waiting:
+            if waiting == self._recorder_waiting:
+                self._ask_recorder()
             if graph:
                 self.get_logger().info(f"waiting for {waiting}", throttle_duration_sec=5.0)
             return

@@ -254,9 +254,28 @@ def test_with_wait_for_recorder_the_first_episode_waits_until_the_recorder_recor
     assert rig.driver.requests == []
     status.update(ready=True, unmatched_topics=[])
     assert rig.wait_events(1)[0].event == EpisodeEvent.START
+    status.update(ready=False)  # asked before the first episode only: the next ones do not wait for it
     rig.reward("ep1", 0, success=True)
-    assert rig.wait_events(3)[2].episode_id == "ep2"  # the recorder was asked once, before the first episode
-    status.update(ready=False)
+    assert rig.wait_events(3)[2].episode_id == "ep2"
+
+
+def test_a_malformed_recorder_status_keeps_the_first_episode_waiting_with_the_reason(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, wait_for_recorder=True, ready_settle_s=0.0)
+    answer = {"message": "not json"}
+
+    def serve(request, response):
+        response.success, response.message = True, answer["message"]
+        return response
+
+    rig.test.create_service(Trigger, "recorder/get_status", serve)
+    rig.wait_until_waiting_for("a valid answer from the recorder's status service (the last: Expecting value: "
+                               "line 1 column 1 (char 0))")
+    answer["message"] = "[1, 2]"
+    rig.wait_until_waiting_for("a valid answer from the recorder's status service (the last: a JSON list, not an "
+                               "object)")
+    assert rig.driver.requests == []
+    answer["message"] = json.dumps({"recording": True, "ready": True})
+    assert rig.wait_events(1)[0].event == EpisodeEvent.START  # the node kept asking, and serving
 
 
 def test_estop_ends_the_episode_and_nothing_resets_or_starts_until_an_explicit_start(ros_graph, wait_for):
