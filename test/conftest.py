@@ -53,6 +53,18 @@ class RosGraph:
 
         return self.add(rclpy.create_node(name, context=self.context, **kwargs))
 
+    def action_client(self, action_type, action_name: str):
+        """An ActionClient on a node of its own, added to the executor only once the client is whole: rclpy's
+        ActionClient adds itself to its node before it creates its lock, and an executor spinning that node in
+        between dies on `'ActionClient' object has no attribute '_lock'` (CI, 2026-12-07)."""
+        import rclpy
+        from rclpy.action import ActionClient
+
+        node = rclpy.create_node(f"action_client_{len(self._nodes)}", context=self.context)
+        client = ActionClient(node, action_type, action_name)
+        self.add(node)
+        return client
+
     def sync(self, timeout_s: float = 10.0) -> None:
         """Return once the executor has handled a guard condition triggered now: its next wait is built from the
         nodes it spins now (e.g. without one just removed), so nothing published afterwards reaches a removed

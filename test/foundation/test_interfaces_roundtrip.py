@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from rclpy.action import ActionClient, ActionServer
+from rclpy.action import ActionServer
 
 MESSAGES = ["Metric", "Observation", "ActionChunk", "Reward", "EpisodeEvent", "FineTuneStatus"]
 SERVICES = ["StartFineTune", "StopFineTune", "GetFineTuneStatus", "LoadCheckpoint", "ResetEpisode",
@@ -97,7 +97,7 @@ def test_finetune_action_carries_goal_feedback_and_result(ros_graph, wait_for):
 
     server_node = ros_graph.node("action_server")
     ActionServer(server_node, FineTune, "roundtrip/fine_tune", execute)
-    client = ActionClient(ros_graph.node("action_client"), FineTune, "roundtrip/fine_tune")
+    client = ros_graph.action_client(FineTune, "roundtrip/fine_tune")
     assert client.wait_for_server(timeout_sec=10.0)
     feedbacks = []
     send = client.send_goal_async(goal, feedback_callback=lambda message: feedbacks.append(message.feedback))

@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-from rclpy.action import ActionClient
 from rclpy.parameter import Parameter
 
 from rlvla_ros.action import FineTune
@@ -255,7 +254,7 @@ def test_a_failing_trainer_ends_failed_and_the_node_keeps_serving(client, bag):
 
 
 def test_fine_tune_action_streams_feedback_and_returns_the_best_checkpoint(ros_graph, client, bag, wait_for):
-    action = ActionClient(client.node, FineTune, "learner/fine_tune")
+    action = ros_graph.action_client(FineTune, "learner/fine_tune")
     assert action.wait_for_server(timeout_sec=10.0)
     feedback: list = []
     goal = FineTune.Goal(algorithm="bc", datasets=[str(bag)], steps=40, overrides_yaml=BC_OVERRIDES)
@@ -270,8 +269,8 @@ def test_fine_tune_action_streams_feedback_and_returns_the_best_checkpoint(ros_g
     assert feedback and feedback[0].job_id == result.job_id
 
 
-def test_fine_tune_action_with_a_bad_goal_aborts_with_the_reason(client, wait_for):
-    action = ActionClient(client.node, FineTune, "learner/fine_tune")
+def test_fine_tune_action_with_a_bad_goal_aborts_with_the_reason(ros_graph, client, wait_for):
+    action = ros_graph.action_client(FineTune, "learner/fine_tune")
     assert action.wait_for_server(timeout_sec=10.0)
     send = action.send_goal_async(FineTune.Goal(algorithm="nope"))
     assert wait_for(send.done, 10.0)
