@@ -1,13 +1,15 @@
 """`rlvla bench realtime`: the launched sim graph in realtime mode (10 Hz) with the policy in the loop: a fresh
 model of the demo recipe's policy type (the one `rlvla demo` trains and runs on the graph) at the recipe's settings.
 
-A monitor node in this process watches the graph for `seconds`: the latency of each executed command is its arrival
-(`executed_action`, which the safety filter publishes with the arm command, stamped like the sensor set the policy
-saw) minus that sensor set's stamp; missed control periods are the periods between consecutive sensor sets
-(`joint_states` stamps) beyond one. `stages_ms_p50` and `stages_ms_p99` split the latency along the path: the
-arrival of the sensor set (`joint_states`), of its `observation` and of the policy's `action_chunk` (both carry the
-set's stamp). The simulated clock of realtime mode starts at the wall clock and keeps up with it, so a stamp
-compares with the arrival time.
+A monitor node in this process watches the graph for `seconds`. The latency of each command is the time the safety
+filter published it (the DDS source timestamp of `executed_action`, which goes out with the arm command, stamped like
+the sensor set the policy saw) minus that sensor set's stamp: sensor set to joint command, without the monitor's own
+delivery delay. Missed control periods are the periods between consecutive sensor sets (`joint_states` stamps)
+beyond one. `stages_ms_p50` and `stages_ms_p99` split the latency along the path, each the publication of a message
+that carries the set's stamp: the sensor set (`joint_states`), its `observation`, the policy's `action_chunk`.
+`callback_latency_ms` is each node's own figure from its `~/stats` (arrival in that node to the end of the
+callback). The simulated clock of realtime mode starts at the wall clock and keeps up with it, so a stamp compares
+with the publication time (both the system clock).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from sensor_msgs.msg import JointState
 from rlvla_ros.msg import ActionChunk, Observation
 from rlvla_ros.ros.in_process import in_process_graph, wait_until
 from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.ros.stats import watch_node_stats
 from rlvla_ros.training.recipes import load_recipe
 
 NAMESPACE = "/rlvla"
@@ -53,22 +56,23 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
             out / "graph.log")
         with launch, in_process_graph() as (context, executor):
             node = rclpy.create_node("rlvla_realtime_bench", namespace=NAMESPACE, context=context)
-            # Per stage, the arrival here minus the sensor set's stamp: where the latency builds up.
-            arrivals_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
+            # Per stage, the publication time minus the sensor set's stamp: where the latency builds up.
+            published_ms: dict[str, list[float]] = {stage: [] for stage in STAGES}
             sensor_stamps: list[int] = []
 
-            def arrived(stage: str, msg) -> None:
-                arrivals_ms[stage].append((time.time_ns() - stamp_ns(msg)) / 1e6)
+            def published(stage: str, msg, info) -> None:
+                published_ms[stage].append((info["source_timestamp"] - stamp_ns(msg)) / 1e6)
                 if stage == "sensor_set":
                     sensor_stamps.append(stamp_ns(msg))
 
             for stage, (msg_type, topic) in STAGES.items():
-                node.create_subscription(msg_type, topic, functools.partial(arrived, stage), QoSProfile(depth=100))
+                node.create_subscription(msg_type, topic, functools.partial(published, stage), QoSProfile(depth=100))
             executor.add_node(node)
-            latencies_ms = arrivals_ms["executed_action"]
+            latencies_ms = published_ms["executed_action"]
             if not wait_until(lambda: len(latencies_ms) >= 5, 180.0):
                 raise RuntimeError(f"no commands from the graph within 180 s\n{launch.log_tail()}")
-            for values in arrivals_ms.values():
+            node_stats = watch_node_stats(node, NAMESPACE)
+            for values in published_ms.values():
                 values.clear()
             sensor_stamps.clear()
             started = time.monotonic()
@@ -78,7 +82,7 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
                     raise RuntimeError(f"the graph stopped\n{launch.log_tail()}")
             watched_s = time.monotonic() - started
             executor.remove_node(node)
-            stages = {stage: list(values) for stage, values in arrivals_ms.items()}
+            stages = {stage: list(values) for stage, values in published_ms.items()}
             latencies, stamps = stages["executed_action"], list(sensor_stamps)
     period_ns = 1e9 / RATE_HZ
     gaps = np.diff(np.asarray(stamps, dtype=np.int64))
@@ -94,6 +98,7 @@ def benchmark_realtime(seconds: float = 60.0, image_size: int = 64) -> dict:
         "missed_periods": missed,
         "stages_ms_p50": _percentiles(stages, 50),
         "stages_ms_p99": _percentiles(stages, 99),
+        "callback_latency_ms": {name: stats.get("callback_latency_ms") for name, stats in sorted(node_stats.items())},
     }
 
 

@@ -56,6 +56,7 @@ from rlvla_ros.rewards.episode_book import EpisodeSchedule, ScheduledEpisode, Ru
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.qos import EPISODE_EVENT_QOS, ESTOP_QOS, INSTRUCTION_QOS
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.srv import ResetEpisode
 
 INTERVENTION_POLICIES = ("continue", "end")
@@ -139,6 +140,7 @@ class EpisodeManager(Node):
         self._instruction_pub = self.create_publisher(String, "instruction", INSTRUCTION_QOS)
         self._event_pub = self.create_publisher(EpisodeEvent, "episode_event", EPISODE_EVENT_QOS)
         self._reset_client = self.create_client(ResetEpisode, "reset_episode")
+        self._stats = NodeStats(self)
         self.create_subscription(Reward, "reward", self._on_reward, 100)
         # Only teleop chunks count (interventions): the middleware filters out the policy's and the expert's, one per
         # control step, before they cost this node a callback (a middleware without content filters delivers them

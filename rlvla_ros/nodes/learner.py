@@ -37,6 +37,7 @@ from rlvla_ros.msg import FineTuneStatus, Metric
 from rlvla_ros.ros.graph_rollouts import GraphRolloutSource
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
+from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.ros.worker import BackgroundCalls
 from rlvla_ros.srv import GetFineTuneStatus, LoadCheckpoint, StartFineTune, StopFineTune
 from rlvla_ros.training.jobs import JobRequest, JobRunner, JobState, JobStatus
@@ -131,6 +132,7 @@ class Learner(Node):
         )
         self._waits = BackgroundCalls(self, "learner_goal_wait", max_workers=4)
         self._status_pub = self.create_publisher(FineTuneStatus, "~/status", 10)
+        self._stats = NodeStats(self)
         self.create_service(StartFineTune, "~/start_finetune", self._on_start, callback_group=group)
         self.create_service(StopFineTune, "~/stop_finetune", self._on_stop, callback_group=group)
         self.create_service(GetFineTuneStatus, "~/get_status", self._on_get_status, callback_group=group)

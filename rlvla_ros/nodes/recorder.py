@@ -40,6 +40,7 @@ from std_srvs.srv import Trigger
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.recording import BagWriterThread, message_class, offered_qos, subscription_qos
+from rlvla_ros.ros.stats import NodeStats, instrument_subscriptions
 from rlvla_ros.srv import StartRecording, StopRecording
 
 BAG_PREFIX = "rlvla"
@@ -93,6 +94,7 @@ class Recorder(Node):
         self._reported_error = False
         self.dropped_total = 0
         """Messages the writer queue dropped, over all sessions."""
+        self._stats = NodeStats(self)
         self.create_service(StartRecording, "~/start_recording", self._on_start)
         self.create_service(StopRecording, "~/stop_recording", self._on_stop)
         self.create_service(Trigger, "~/get_status", self._on_status)
@@ -206,6 +208,7 @@ class Recorder(Node):
             qos = subscription_qos(profiles, self.config.queue_depth)
             self._recorded_subscriptions[topic] = self.create_subscription(
                 msg_class, topic, lambda data, info, topic=topic: self._on_message(topic, data, info), qos, raw=True)
+            instrument_subscriptions(self)
             self.get_logger().info(f"recording {topic} ({types[0]}, {qos.reliability.name.lower()}, "
                                    f"{qos.durability.name.lower()})")
 

@@ -34,6 +34,7 @@ from rlvla_ros.ros.images import image_to_rgb
 from rlvla_ros.ros.parameters import declare_config
 from rlvla_ros.ros.spinning import run_node
 from rlvla_ros.ros.stamps import stamp_ns
+from rlvla_ros.ros.stats import NodeStats
 from rlvla_ros.ros.success_pairing import Pairing, SuccessPairing
 from rlvla_ros.srv import LoadCheckpoint
 
@@ -92,6 +93,7 @@ class RewardNode(Node):
         self._pairing: SuccessPairing[tuple[Observation, float | None]] | None = None
         # Observation 0 of an episode is only remembered; later ones are scored as the previous step's outcome.
         self._episode_id: str | None = None
+        self._stats = NodeStats(self)
         self._publisher = self.create_publisher(Reward, "reward", 10)
         self.create_subscription(Observation, "observation", self._on_observation, 10)
         if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:

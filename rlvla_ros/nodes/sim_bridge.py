@@ -96,7 +96,7 @@ SENSOR_QOS = QoSProfile(depth=10)
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STATS_PERIOD_S = 1.0
 TICK_MARGIN_NS = 2_000_000
-"""Realtime: the simulated clock runs this far ahead of the tick timer's phase (see SimBridge.__init__)."""
+"""Realtime: a tick this close to its period's end (one that fires a hair early) runs that period."""
 MAX_CATCH_UP_PERIODS = 5
 """Realtime: control periods one late tick may run; beyond that the simulation falls behind the wall clock."""
 ResultT = TypeVar("ResultT")
@@ -203,12 +203,12 @@ class SimBridge(Node):
         # Timers on the steady clock: the node's own clock may follow /clock, which this node drives.
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if not self.lockstep:
+            # The timer fires whole periods after now: starting the simulated clock now makes each tick compute and
+            # publish the set of its own time, as a camera publishes a frame when it is taken. Started earlier,
+            # every set would be published up to a period after its stamp, and that lag would count in every
+            # latency downstream.
+            self._clock_origin_ns = time.time_ns()
             self.create_timer(1.0 / c.rate_hz, self._on_tick, clock=steady)
-            # The timer fires whole periods after now: starting the simulated clock now (less a small margin, so a
-            # tick that fires a hair early still finds its period due) makes each tick compute and publish the set of
-            # its own time, as a camera publishes a frame when it is taken. Started earlier, every set would be
-            # published up to a period after its stamp, and that lag would count in every latency downstream.
-            self._clock_origin_ns = time.time_ns() - TICK_MARGIN_NS
         elif c.lockstep_heartbeat_hz > 0:
             self.create_timer(1.0 / c.lockstep_heartbeat_hz, self._on_heartbeat, clock=steady)
         self._publish_episode()
@@ -223,7 +223,7 @@ class SimBridge(Node):
         # that has passed (up to MAX_CATCH_UP_PERIODS), and a tick that finds the simulation a period ahead (after a
         # reset, which takes one period) runs none and publishes nothing.
         behind_ns = time.time_ns() - self._clock_origin_ns - self.driver.time_ns
-        due = behind_ns // self.driver.control_period_ns
+        due = (behind_ns + TICK_MARGIN_NS) // self.driver.control_period_ns
         if due < 1:
             return
         if due > MAX_CATCH_UP_PERIODS:

@@ -41,7 +41,7 @@ _STATS_OF_NODE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class NodeStats:
     """Counters of one node, published on ``~/stats``; safe to use from several callback threads."""
 
-    def __init__(self, node: Node, period_s: float, throttle_s: float = 1.0) -> None:
+    def __init__(self, node: Node, period_s: float = 1.0, throttle_s: float = 1.0) -> None:
         if not period_s > 0:
             raise ValueError(f"period_s must be > 0, got {period_s}")
         self._logger = node.get_logger()
@@ -116,10 +116,12 @@ def instrument_subscriptions(node: Node) -> None:
         return
     for subscription in node.subscriptions:
         if not getattr(subscription.callback, "_rlvla_timed", False):
-            subscription.callback = _timed_callback(subscription.topic_name, subscription.callback, stats)
+            # A content filter leaves gaps in the sequence numbers of the messages it passes: not losses.
+            subscription.callback = _timed_callback(subscription.topic_name, subscription.callback, stats,
+                                                    count_drops=not subscription.is_cft_enabled)
 
 
-def _timed_callback(topic: str, callback, stats: NodeStats):
+def _timed_callback(topic: str, callback, stats: NodeStats, count_drops: bool = True):
     try:  # the test rclpy itself makes to tell the two kinds of subscription callback apart
         inspect.signature(callback).bind(object())
         wants_info = False
@@ -133,7 +135,7 @@ def _timed_callback(topic: str, callback, stats: NodeStats):
         finally:
             dropped = 0
             sequence, gid = info.get("publication_sequence_number"), info.get("publisher_gid")
-            if sequence is not None and gid is not None:
+            if count_drops and sequence is not None and gid is not None:
                 key = bytes(gid["data"]) if isinstance(gid, dict) else bytes(gid)
                 previous = last_sequence.get(key)
                 dropped = max(0, sequence - previous - 1) if previous is not None else 0
@@ -143,3 +145,17 @@ def _timed_callback(topic: str, callback, stats: NodeStats):
 
     timed._rlvla_timed = True
     return timed
+
+
+def watch_node_stats(node: Node, namespace: str) -> dict[str, dict[str, Any]]:
+    """Subscribe ``node`` to the ``~/stats`` of every node under ``namespace`` that the graph lists now; returns a
+    dict, by node name, of the latest snapshot of each, kept up to date as snapshots arrive."""
+    latest: dict[str, dict[str, Any]] = {}
+    prefix = namespace.rstrip("/") + "/"
+    for topic, types in node.get_topic_names_and_types():
+        if topic.startswith(prefix) and topic.endswith("/stats") and "std_msgs/msg/String" in types:
+            name = topic[len(prefix):-len("/stats")]
+            node.create_subscription(
+                String, topic, lambda msg, name=name: latest.__setitem__(name, json.loads(msg.data)), STATS_QOS)
+    return latest
+

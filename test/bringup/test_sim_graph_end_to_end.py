@@ -10,6 +10,7 @@ from rlvla_ros.launching.background import BackgroundLaunch
 from rlvla_ros.msg import ActionChunk, EpisodeEvent, FineTuneStatus
 from rlvla_ros.ros.commander import FineTuneCommander
 from rlvla_ros.ros.param_files import write_config_overlay
+from rlvla_ros.ros.stats import watch_node_stats
 from rlvla_ros.training.experiments import record_expert_bag
 
 LAUNCH_FILE = pathlib.Path(__file__).resolve().parents[2] / "launch" / "sim.launch.yaml"
@@ -45,6 +46,11 @@ def test_episodes_run_and_a_fine_tune_reaches_the_running_policy(sim_graph, ros_
     assert all(event.termination_reason in ("success", "timeout") for event in finished())
     assert len(ends) - len(finished()) <= 1, sim_graph.log_tail()
     assert {chunk.policy_version for chunk in executed} == {0}
+    # Every node reports on ~/stats; those on the control path time their callbacks.
+    stats = watch_node_stats(probe, f"/{NAMESPACE}")
+    control_path = {"sim_bridge", "perception", "policy", "safety_filter", "reward", "episode_manager"}
+    assert wait_for(lambda: set(stats) >= control_path | {"learner"}), sorted(stats)
+    assert wait_for(lambda: all("callback_latency_ms" in stats[name] for name in control_path)), stats
 
     bag, _ = record_expert_bag(tmp_path / "demos", ["lift"], num_demos=2, image_size=64)
     commander = FineTuneCommander(f"/{NAMESPACE}/learner", context=ros_graph.context)

@@ -56,7 +56,7 @@ class Rig:
         self.node = ros_graph.add(EpisodeManager(context=ros_graph.context, parameter_overrides=overrides))
         # Counts the life-cycle timer's ticks: after a clock skip, "it ticked twice" is proof that it looked.
         self.ticks = 0
-        (timer,) = self.node.timers
+        (timer,) = [timer for timer in self.node.timers if timer.callback == self.node._tick]  # not ~/stats'
         tick = timer.callback
 
         def counted_tick():

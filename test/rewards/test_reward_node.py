@@ -54,8 +54,8 @@ class Rig:
             subscription.callback = self._counted(subscription.topic_name.rsplit("/", 1)[-1], subscription.callback)
 
     def _counted(self, topic: str, callback):
-        def counted(msg) -> None:
-            callback(msg)
+        def counted(msg, info) -> None:  # the node's callbacks are timed (~/stats), which takes the message info
+            callback(msg, info)
             self.handled[topic] += 1
 
         return counted
