@@ -278,7 +278,9 @@ class EpisodeManager(Node):
                                       end_on_intervention=self.config.on_intervention == "end")
         self._progress_s = time.monotonic()
         self._instruction_pub.publish(String(data=response.instruction))
-        self._event_pub.publish(self._event(EpisodeEvent.START))
+        start = self._event(EpisodeEvent.START)
+        start.first_set_stamp = response.first_set_stamp
+        self._event_pub.publish(start)
         self.get_logger().info(f"episode {response.episode_id} started: {spec.task}/{spec.split} seed {response.seed}, "
                                f"'{response.instruction}'")
 

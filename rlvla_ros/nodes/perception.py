@@ -18,7 +18,10 @@ refused (``refused.bad_joint_state``).
 The step counter counts observations published since the last ``episode_event`` START, which also sets the episode
 id. Between an END and the next START nothing is published: the newest image set is held (``between_episodes``
 counts the ones replaced) and becomes step 0 of the next episode, since the episode manager resets the driver, whose
-reset publishes the episode's first images, before it publishes START. The same holds before the first START unless
+reset publishes the episode's first images, before it publishes START. A START can overtake those images on the way (messages of different
+publishers keep no order), so the START's ``first_set_stamp`` (the driver's reset reply) says which set comes first:
+a set stamped before it shows the scene before the reset (e.g. a step the previous episode's last command made after
+its END) and is skipped (``before_reset`` counts them); a zero stamp (a driver that does not say) skips none. The same holds before the first START unless
 ``require_episode`` is false: then the node publishes with an empty episode id until an END (e.g. teleoperation
 without an episode manager). Pairing and the rate cap use header
 stamps (data time), so drivers must stamp images and joint states on one clock (the simulator: simulated time).
@@ -136,6 +139,8 @@ class Perception(Node):
         self._instruction = ""
         self._episode_id = ""
         self._step = 0
+        self._first_set_ns = 0
+        """The current episode's first_set_stamp (0: unknown): image sets stamped earlier are from before its reset."""
 
         self._publisher = self.create_publisher(Observation, "observation", 10)
         # Created first: when an END and the images of the reset that follows it are both waiting, the executor takes
@@ -173,11 +178,13 @@ class Perception(Node):
         self._stats.set("in_episode", True)
         self._episode_id = msg.episode_id
         self._step = 0
+        self._first_set_ns = Time.from_msg(msg.first_set_stamp).nanoseconds
         self._stats.set("episode_id", msg.episode_id)
         # The first observation of an episode is never rate limited (a reset may come sooner than one period).
         self._gate.reset()
-        if self._held is not None:
-            self._pending, self._held = self._held, None
+        held, self._held = self._held, None
+        if held is not None and not self._before_reset(held):
+            self._pending = held
             self._try_pending()
 
     def _on_joint_states(self, msg: JointState) -> None:
@@ -203,11 +210,21 @@ class Perception(Node):
                 self._stats.count("between_episodes")
             self._held = list(self._latest)
             return
+        if self._before_reset(self._latest):
+            return
         if not self._gate.ready(max(stamp_ns(m) for m in self._latest) * 1e-9):
             self._stats.count("rate_limited")
             return
         self._pending = list(self._latest)
         self._try_pending()
+
+    def _before_reset(self, images: list[Image | CompressedImage]) -> bool:
+        """Whether ``images`` are stamped before the current episode's first set (counted as ``before_reset``): the
+        scene before the reset, which a START can overtake on its way here."""
+        if max(stamp_ns(m) for m in images) >= self._first_set_ns:
+            return False
+        self._stats.count("before_reset")
+        return True
 
     def _try_pending(self) -> None:
         """Publish the pending image set if joint states pair with it, refuse it if none ever can, else wait."""

@@ -329,6 +329,7 @@ class SimBridge(Node):
         response.episode_id = episode.episode_id
         response.instruction = episode.instruction
         response.seed = episode.seed
+        response.first_set_stamp = self._stamp()
         response.message = f"{episode.task}/{episode.split} seed {episode.seed}"
         self.get_logger().info(f"episode {episode.episode_id}: '{episode.instruction}'")
         return response

@@ -35,6 +35,7 @@ class FakeDriver:
         response.episode_id = f"ep{len(self.requests)}"
         response.instruction = f"{request.task} the red block"
         response.seed = request.seed
+        response.first_set_stamp.sec = 100 + len(self.requests)  # the stamp of the reset's sensor set
         return response
 
 
@@ -111,6 +112,7 @@ def test_episodes_end_on_success_timeout_and_abort_and_follow_the_schedule(ros_g
 
     start = rig.wait_events(3)[2]
     assert (start.episode_id, start.task, start.seed) == ("ep2", "push", 10)
+    assert start.first_set_stamp.sec == 102  # the reset reply's: perception starts the episode there
     for step in range(5):
         rig.reward("ep2", step)
     end = rig.wait_events(4)[3]

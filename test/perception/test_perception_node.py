@@ -104,10 +104,11 @@ class Rig:
     def _on_stats(self, msg: String) -> None:
         self.stats = json.loads(msg.data)
 
-    def start_episode(self, episode_id: str, instruction: str = "pick up the red block") -> None:
+    def start_episode(self, episode_id: str, instruction: str = "pick up the red block",
+                      first_set_s: float = 0.0) -> None:
         self.instruction.publish(String(data=instruction))
         self.episode_events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id=episode_id,
-                                                 instruction=instruction))
+                                                 instruction=instruction, first_set_stamp=stamp(first_set_s)))
         assert self.wait_for(lambda: (self.stats.get("episode_id"), self.stats.get("in_episode"),
                                       self.stats.get("instruction")) == (episode_id, True, instruction), 5.0)
 
@@ -184,6 +185,35 @@ def test_nothing_is_published_outside_episodes_and_the_reset_frame_opens_the_nex
     frame(1.3)
     assert wait_for(lambda: len(r.observations) == 4, 5.0)
     assert (r.observations[-1].episode_id, r.observations[-1].step) == ("ep-2", 1)
+
+
+def test_a_start_that_overtakes_its_reset_frame_opens_the_episode_with_the_reset_frame_not_an_older_one(
+        rig, wait_for):
+    r = rig(require_episode=True)
+
+    def frame(t_s: float) -> None:
+        r.joint_states.publish(joint_state(t_s))
+        r.cameras["camera"].publish(raw_image(scene(), "rgb8", t_s))
+
+    r.start_episode("ep-1", first_set_s=0.9)
+    frame(0.9)
+    assert wait_for(lambda: len(r.observations) == 1, 5.0)
+    r.episode_events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="ep-1"))
+    assert wait_for(lambda: r.stats.get("in_episode") is False, 5.0)
+    # The last commands of ep-1 stepped the scene after its END (frames 0.95 and 1.0; the sentinel: the second
+    # replaced the first, so 1.0 is held); the reset's frame (1.1) is still on its way when the START naming it comes.
+    frame(0.95)
+    frame(1.0)
+    assert wait_for(lambda: r.count("between_episodes") == 1, 5.0), r.stats
+    r.start_episode("ep-2", first_set_s=1.1)
+    assert wait_for(lambda: r.count("before_reset") == 1, 5.0), r.stats
+    frame(1.05)  # older than the reset too, arriving in the episode: skipped as well
+    assert wait_for(lambda: r.count("before_reset") == 2, 5.0), r.stats
+    frame(1.1)
+    assert wait_for(lambda: len(r.observations) == 2, 5.0)
+    first = r.observations[-1]
+    assert (first.episode_id, first.step, stamp_ns(first)) == ("ep-2", 0, 11 * 10**8)
+    assert wait_for(lambda: r.count("observations") == 2, 5.0)
 
 
 @pytest.mark.parametrize("encoding", ["bgr8", "mono8", "png", "jpeg"])

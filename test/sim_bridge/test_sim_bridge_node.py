@@ -141,6 +141,8 @@ def test_reset_service_starts_the_requested_episode_and_refuses_unknown_names(ri
     twin = TabletopEnv(task="push", split="ood_color", image_size=32)
     assert response.success and response.seed == 7
     assert response.instruction == twin.reset(seed=7)[0]["instruction"]
+    # The reply names the episode's first sensor set: the one the reset published.
+    assert response.first_set_stamp == r["joint_states"][-1].header.stamp == r["camera/image_raw"][-1].header.stamp
     assert r.episode() == {"episode_id": response.episode_id, "task": "push", "split": "ood_color", "seed": 7,
                            "instruction": response.instruction, "max_steps": 80}
 
