@@ -321,6 +321,7 @@ def write_episode(
 
     def event(kind: int, ns: int):
         end = kind == EPISODE_END
+        first_ns = 0 if end else ns + period_ns  # START names step 0's observation
         return types[EPISODE_EVENT](
             header=header(ns),
             event=kind,
@@ -329,6 +330,7 @@ def write_episode(
             split=episode.split,
             seed=episode.seed,
             instruction=episode.instruction,
+            first_set_stamp=types["builtin_interfaces/msg/Time"](sec=first_ns // 10**9, nanosec=first_ns % 10**9),
             success=episode.success and end,
             episode_return=episode.episode_return if end else 0.0,
             length=len(episode) if end else 0,

@@ -14,7 +14,8 @@ Measured joint states are checked by :class:`JointStateMonitor`: non-finite, out
 can move, or stale is a fault. On entering one the node logs it, sets ``joint_state_fault`` on ``~/stats`` and holds
 the last plausible position (for staleness the watchdog's stop does); chunks are refused until the joint states are
 plausible again. A jump between an
-``episode_event`` END and the next START is the driver's reset (the simulator teleports the arm), not a fault.
+``episode_event`` END and the next START is the driver's reset (the simulator teleports the arm), not a fault; so is
+one in the joint state the START names as the episode's first (``first_set_stamp``), which can come after the START.
 
 ``~/estop`` (std_srvs/SetBool) commands a stop and refuses every action until released; its state is latched on
 ``estop`` (std_msgs/Bool, transient local). Release executes nothing by itself: chunks refused or waiting while it was
@@ -45,6 +46,7 @@ import numpy as np
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import SetBool
@@ -243,11 +245,12 @@ class SafetyFilter(Node):
         return fault
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
-        # The driver resets the arm between an episode's END and the next START; a simulator teleports it.
+        # The driver resets the arm between an episode's END and the next START (a simulator teleports it); the
+        # START names the reset's joint state, which it can overtake on the way.
         if msg.event == EpisodeEvent.END:
             self.monitor.expect_reset()
         elif msg.event == EpisodeEvent.START:
-            self.monitor.reset_done()
+            self.monitor.reset_done(Time.from_msg(msg.first_set_stamp).nanoseconds * 1e-9)
 
     def _on_policy_chunk(self, msg: ActionChunk) -> None:
         if not self._teleop.stale():

@@ -351,18 +351,21 @@ class SimBridge(Node):
     def _publish_sensors(self) -> None:
         stamp = self._stamp()
         self._set_stamp_ns = self._clock_origin_ns + self.driver.time_ns
+        # Render first, publish after: each message published wakes its subscribers (perception, the safety
+        # filter, the recorder), which then compete with the rendering for the CPUs; perception needs the whole set.
+        images = {name: self._on_render_thread(self.driver.render, name) for name in self._cameras}
+        state = self.driver.joint_state()
         if self._clock_pub is not None:
             self._clock_pub.publish(ClockMsg(clock=stamp))
-        state = self.driver.joint_state()
         self._joint_state_msg = JointState(header=Header(stamp=stamp), name=list(state.names),
                                            position=state.positions.tolist(), velocity=state.velocities.tolist())
         self._joint_state_pub.publish(self._joint_state_msg)
-        for name in self._cameras:
+        for name, pixels in images.items():
             header = Header(stamp=stamp, frame_id=CAMERAS[name][1])
             info = self._camera_infos[name]
             info.header = header
             self._info_pubs[name].publish(info)
-            self._image_pubs[name].publish(rgb_to_image(self._on_render_thread(self.driver.render, name), header))
+            self._image_pubs[name].publish(rgb_to_image(pixels, header))
         self._success_pub.publish(TaskSuccess(header=Header(stamp=stamp), success=self.driver.is_success()))
 
     def destroy_node(self) -> None:

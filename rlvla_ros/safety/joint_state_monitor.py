@@ -6,7 +6,9 @@ stale. While faulted, :attr:`JointStateMonitor.plausible_q` stays at the last pl
 safety filter holds and builds on. A fault clears once ``clear_after`` consecutive messages are finite, within the
 limits and consistent with each other (or, for staleness, once fresh messages come again); the arm's position is
 then the newest of them. A jump between :meth:`expect_reset` and :meth:`reset_done` is the driver's reset (a
-simulator teleports the arm), not a fault: it becomes the new plausible state. Generic over the number of joints.
+simulator teleports the arm), not a fault: it becomes the new plausible state. When the driver says which
+measurement is the episode's first (its stamp), the reset lasts until that one has come, so an episode's START that
+overtakes the reset's joint state on the way does not make the reset a fault. Generic over the number of joints.
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ class JointStateMonitor:
         self._consistent = 0
         self._last_received_s: float | None = None
         self._resetting = False
+        self._reset_ends_at_s = 0.0
+        """While resetting after :meth:`reset_done`: the stamp of the measurement that ends the reset (0: none)."""
 
     def observe(self, q: np.ndarray, stamp_s: float, received_s: float) -> None:
         """Take one measurement: ``stamp_s`` its header time (0: unstamped), ``received_s`` a monotonic receipt time."""
@@ -94,7 +98,10 @@ class JointStateMonitor:
             return
         jump = self._jump(q, stamp_s, received_s)
         self._previous = (q, stamp_s, received_s)
-        if jump and self._resetting:
+        resetting = self._resetting
+        if self._reset_ends_at_s and stamp_s >= self._reset_ends_at_s:
+            self._resetting, self._reset_ends_at_s = False, 0.0
+        if jump and resetting:
             self._accept(q)
             return
         if jump:
@@ -125,11 +132,16 @@ class JointStateMonitor:
 
     def expect_reset(self) -> None:
         """The driver is about to reset the arm: until :meth:`reset_done`, a jump is its new position."""
-        self._resetting = True
+        self._resetting, self._reset_ends_at_s = True, 0.0
 
-    def reset_done(self) -> None:
-        """The reset is over: jumps are faults again."""
-        self._resetting = False
+    def reset_done(self, first_stamp_s: float = 0.0) -> None:
+        """The reset is over: jumps are faults again from the measurement stamped ``first_stamp_s`` on (the
+        episode's first, which may still jump to the reset position), or at once if it came already or the stamp is 0
+        (unknown)."""
+        if first_stamp_s <= 0 or (self._previous is not None and self._previous[1] >= first_stamp_s):
+            self._resetting, self._reset_ends_at_s = False, 0.0
+        else:
+            self._reset_ends_at_s = first_stamp_s
 
     def _jump(self, q: np.ndarray, stamp_s: float, received_s: float) -> str:
         """Why ``q`` moved further since the previous in-limits message than the arm can; empty when it did not."""

@@ -53,6 +53,7 @@ class _Recorder:
             "event", EPISODE_EVENT, event=kind, episode_id=episode_id, task="push", split="id", seed=7,
             instruction="push it", success=success, episode_return=0.0, length=length,
             termination_reason="success" if success else "", intervention_steps=0,
+            first_set_stamp=self.store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
         )  # fmt: skip
 
     def observation(self, episode_id: str, step: int, header_ns: int | None = None) -> None:

@@ -120,6 +120,27 @@ def test_a_jump_during_a_reset_is_the_new_position(monitor):
     assert kind(monitor, t) == FAULT_JUMP
 
 
+def test_a_start_that_overtakes_the_reset_state_leaves_the_reset_to_the_state_it_names(monitor):
+    feed(monitor, HOME_ARM_Q + 0.5, 0)
+    monitor.expect_reset()
+    monitor.reset_done(first_stamp_s=1.0 + 2 * PERIOD_S)  # the START came first; the reset's state is number 2
+    t = feed(monitor, HOME_ARM_Q + 0.5, 1)  # an older state, still on its way: no jump
+    t = feed(monitor, HOME_ARM_Q, 2)  # the reset's state: the teleport is the new position
+    assert kind(monitor, t) is None
+    np.testing.assert_array_equal(monitor.plausible_q, HOME_ARM_Q)
+    t = feed(monitor, HOME_ARM_Q + 0.5, 3)  # after it, a jump is a fault again
+    assert kind(monitor, t) == FAULT_JUMP
+
+
+def test_a_start_after_the_reset_state_ends_the_reset_at_once(monitor):
+    feed(monitor, HOME_ARM_Q + 0.5, 0)
+    monitor.expect_reset()
+    feed(monitor, HOME_ARM_Q, 1)
+    monitor.reset_done(first_stamp_s=1.0 + PERIOD_S)
+    t = feed(monitor, HOME_ARM_Q + 0.5, 2)
+    assert kind(monitor, t) == FAULT_JUMP
+
+
 def test_the_monitor_works_for_any_number_of_joints(sim_robot):
     seven = dataclasses.replace(
         sim_robot, arm_joint_names=tuple(f"j{i}" for i in range(7)),
