@@ -1,7 +1,7 @@
 """Test-session isolation and shared fixtures for tests that use a real rclpy graph.
 
 Other programs on this host may run ROS 2: every test session gets its own ROS_DOMAIN_ID and discovery limited to
-localhost, set before any test starts a context (child processes inherit them), and Fast DDS over loopback UDP only.
+localhost, set before any test starts a context (child processes inherit them).
 """
 
 import os
@@ -14,12 +14,6 @@ import pytest
 os.environ["ROS_DOMAIN_ID"] = str(1 + os.getpid() % 100)
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "egl")
-# One test process creates and destroys hundreds of DDS participants (a context per graph test). Beside two CPU
-# burners, Fast DDS's shared-memory transport hung the suite twice on 2026-12-07, both times half-way through (in
-# test/learner/test_learner_node.py): two of its threads spinning at 100 % and the next participant's creation stuck
-# in an unlink in /dev/shm, holding the GIL. Loopback UDP keeps no such state; deployed nodes (one participant per
-# process) keep Fast DDS's default transports.
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
 
 
 class RosGraph:
