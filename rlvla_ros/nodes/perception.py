@@ -18,13 +18,14 @@ refused (``refused.bad_joint_state``).
 The step counter counts observations published since the last ``episode_event`` START, which also sets the episode
 id. Between an END and the next START nothing is published: the newest image set is held (``between_episodes``
 counts the ones replaced) and becomes step 0 of the next episode, since the episode manager resets the driver, whose
-reset publishes the episode's first images, before it publishes START. A START can overtake those images on the way (messages of different
-publishers keep no order), so the START's ``first_set_stamp`` (the driver's reset reply) says which set comes first:
-a set stamped before it shows the scene before the reset (e.g. a step the previous episode's last command made after
-its END) and is skipped (``before_reset`` counts them); a zero stamp (a driver that does not say) skips none. The same holds before the first START unless
-``require_episode`` is false: then the node publishes with an empty episode id until an END (e.g. teleoperation
-without an episode manager). Pairing and the rate cap use header
-stamps (data time), so drivers must stamp images and joint states on one clock (the simulator: simulated time).
+reset publishes the episode's first images, before it publishes START. A START can overtake those images on the
+way (messages of different publishers keep no order), so the START's ``first_set_stamp`` (the driver's reset reply)
+says which set comes first: a set stamped before it shows the scene before the reset (e.g. a step the previous
+episode's last command made after its END) and is skipped (``before_reset`` counts them); a zero stamp (a driver that
+does not say) skips none. The same holds before the first START unless ``require_episode`` is false: then the node
+publishes with an empty episode id until an END (e.g. teleoperation without an episode manager). Pairing and the rate
+cap use header stamps (data time), so drivers must stamp images and joint states on one clock (the simulator:
+simulated time).
 """
 
 from __future__ import annotations

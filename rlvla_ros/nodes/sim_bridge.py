@@ -94,7 +94,6 @@ CAMERAS = {"front": ("camera", "front_camera"), "wrist": ("wrist_camera", "wrist
 SENSOR_QOS = QoSProfile(depth=10)
 """Reliable, so lockstep loses no sensor set; best-effort subscribers (sensor_data QoS) still match."""
 LATCHED_QOS = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-STATS_PERIOD_S = 1.0
 TICK_MARGIN_NS = 2_000_000
 """Realtime: a tick this close to its period's end (one that fires a hair early) runs that period."""
 MAX_CATCH_UP_PERIODS = 5
@@ -177,7 +176,7 @@ class SimBridge(Node):
         """System time of the last reset: commands published before it belong to the previous episode."""
         self._set_stamp_ns = -1
         """Stamp of the sensor set published last: in lockstep only the trajectory stamped with it steps the scene."""
-        self._stats = NodeStats(self, STATS_PERIOD_S)
+        self._stats = NodeStats(self)
         # Every callback is in the node's default mutually exclusive group: the driver is never used concurrently.
         self._image_pubs = {name: self.create_publisher(Image, f"{CAMERAS[name][0]}/image_raw", SENSOR_QOS)
                             for name in self._cameras}

@@ -158,4 +158,3 @@ def watch_node_stats(node: Node, namespace: str) -> dict[str, dict[str, Any]]:
             node.create_subscription(
                 String, topic, lambda msg, name=name: latest.__setitem__(name, json.loads(msg.data)), STATS_QOS)
     return latest
-
