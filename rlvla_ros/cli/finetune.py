@@ -71,17 +71,23 @@ def _with_commander(args: argparse.Namespace, work) -> int:
     from rclpy.executors import ExternalShutdownException
 
     from rlvla_ros.ros.commander import FineTuneCommander
+    from rlvla_ros.ros.spinning import RCLError
 
     rclpy.init()
     commander = FineTuneCommander(args.learner)
     try:
         return work(commander)
+    except (KeyboardInterrupt, ExternalShutdownException, RCLError) as error:
+        # Ctrl-C, or SIGTERM through rclpy's signal handler; a signal that lands while the commander makes a timer or
+        # a wait set raises an RCLError (a RuntimeError) about the invalid context instead, as in `run_node`
+        if isinstance(error, RCLError) and rclpy.ok():
+            print(f"rlvla finetune: {error}")
+            return 1
+        print("rlvla finetune: interrupted; the job keeps running (`rlvla finetune stop` stops it)")
+        return 130
     except (TimeoutError, RuntimeError, ValueError) as error:
         print(f"rlvla finetune: {error}")
         return 1
-    except (KeyboardInterrupt, ExternalShutdownException):  # Ctrl-C, or SIGTERM through rclpy's signal handler
-        print("rlvla finetune: interrupted; the job keeps running (`rlvla finetune stop` stops it)")
-        return 130
     finally:
         commander.destroy_node()
         rclpy.try_shutdown()

@@ -148,6 +148,23 @@ def test_cli_start_ends_on_sigterm_like_on_ctrl_c_without_a_traceback(learner, w
     assert "Traceback" not in stderr, stderr
 
 
+def test_a_signal_that_invalidates_the_context_mid_call_is_an_interruption_not_an_error(capsys):
+    # SIGTERM shuts the context down; if it lands while the commander makes a timer, rclpy raises an RCLError about
+    # the invalid context (a RuntimeError), which must not be reported as a failed call
+    import argparse
+
+    import rclpy
+
+    from rlvla_ros.cli.finetune import _with_commander
+
+    def shut_down_then_make_a_timer(commander):
+        rclpy.shutdown()
+        commander.create_timer(1.0, lambda: None)
+
+    assert _with_commander(argparse.Namespace(learner="/test_rlvla/learner"), shut_down_then_make_a_timer) == 130
+    assert "interrupted; the job keeps running" in capsys.readouterr().out
+
+
 def test_cli_reports_a_refusal_and_exits_nonzero(learner):
     result = rlvla_finetune("start", "nope")
     assert result.returncode == 1
