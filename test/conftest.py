@@ -2,8 +2,7 @@
 
 Other programs on this host may run ROS 2: every test session gets its own ROS_DOMAIN_ID, and Fast DDS a profile
 (`fastdds_udp_loopback.xml`) that keeps discovery and data on the loopback interface, set before any test starts a
-context (child processes inherit them). The profile also leaves shared memory out: with the default transports, loaded
-suites hung 2 runs in 4 inside `Node.__init__` with Fast DDS's discovery threads spinning, and killed processes left
+context (child processes inherit them). The profile also leaves shared memory out, so killed test processes leave no
 `/dev/shm/fastdds_*` segments behind (630 after a day). `ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST` is not set: with it
 rmw_fastrtps chooses its own transports, shared memory included, and ignores the profile's.
 """

@@ -151,6 +151,13 @@ class Learner(Node):
             f"below {Path(self.config.data_root).resolve()}, rollout source {self.config.rollout_source}"
         )
 
+    def destroy_node(self) -> None:
+        # rclpy's destroy_node leaves waitables alone: the action server would keep the node, and with it the context's
+        # DDS participant, alive until the cycle collector found it (a test session held 9 such participants, and
+        # Fast DDS hung creating the next one)
+        self._action.destroy()
+        super().destroy_node()
+
     def _graph_source(self) -> GraphRolloutSource:
         return GraphRolloutSource(self, episode_timeout_s=self.config.graph_episode_timeout_s,
                                   load_service=self.config.policy_load_service)
