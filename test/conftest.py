@@ -79,6 +79,7 @@ class RosGraph:
 
     def shutdown(self) -> None:
         import rclpy
+        from rclpy.action import ActionClient, ActionServer
 
         # Stop the executor and join its thread before rclpy.shutdown: shutting down under a spinning executor
         # aborts the process with the PyPI wheels.
@@ -86,6 +87,10 @@ class RosGraph:
         self._thread.join(timeout=5.0)
         for node in self._nodes:
             node.destroy_node()
+            # destroy_node leaves waitables alone, and the handle of an action server or client that its node did not
+            # destroy itself keeps the node's DDS participant alive.
+            for waitable in [w for w in node.waitables if isinstance(w, (ActionClient, ActionServer))]:
+                waitable.destroy()
         rclpy.shutdown(context=self.context)
 
 

@@ -102,17 +102,21 @@ class PolicyNode(Node):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__("policy", **kwargs)
-        # Both workers exist before anything below can refuse the configuration, so destroy_node always finds them.
         # When inference falls behind, the worker acts on the newest observation, never on a backlog.
         self._inference = LatestItemWorker("policy_inference", self._answer_observation, self._on_inference_error)
         # A checkpoint loads in its own thread while observations keep being answered.
         self._loads = BackgroundCalls(self, "policy_load")
-        self.config = config = declare_config(self, PolicyNodeConfig)
-        torch.set_num_threads(config.num_threads)
-        torch.manual_seed(config.seed)
-        self._policy = (self._load(config.checkpoint, running=None) if config.checkpoint else new_policy(
-            config.model, chunk_size=config.horizon, image_size=config.image_size).to(config.device).eval())
-        self._q_model = self._load_steering_model() if config.steering_candidates > 1 else None
+        try:
+            self.config = config = declare_config(self, PolicyNodeConfig)
+            torch.set_num_threads(config.num_threads)
+            torch.manual_seed(config.seed)
+            self._policy = (self._load(config.checkpoint, running=None) if config.checkpoint else new_policy(
+                config.model, chunk_size=config.horizon, image_size=config.image_size).to(config.device).eval())
+            self._q_model = self._load_steering_model() if config.steering_candidates > 1 else None
+        except BaseException:
+            # The workers' threads hold this node: a refused one would keep its DDS participant for good.
+            self.destroy_node()
+            raise
         self._version = 0
         # Guards the (policy, version) pair: inference takes a consistent snapshot, the service swaps both at once.
         self._lock = threading.Lock()

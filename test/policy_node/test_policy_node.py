@@ -1,6 +1,7 @@
 """The policy node over real topics and services: contract chunks, hot-swapped checkpoints, refused inputs."""
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -191,8 +192,10 @@ def test_shipped_parameter_file_loads_and_states_the_defaults(ros_graph):
     assert node.config == PolicyNodeConfig()
 
 
-def test_a_checkpoint_of_another_horizon_stops_the_node_at_start_up(ros_graph, tmp_path):
+def test_a_checkpoint_of_another_horizon_stops_the_node_at_start_up_and_leaves_no_thread(ros_graph, tmp_path):
     TokenVla(TokenVlaConfig(chunk_size=2)).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(ValueError, match="predicts chunks of 2, the node's horizon is 4"):
         PolicyNode(context=ros_graph.context, parameter_overrides=[
             Parameter("checkpoint", value=str(tmp_path / "ckpt")), Parameter("horizon", value=HORIZON)])
+    # A worker left running would hold the refused node, and its DDS participant, for the rest of the process.
+    assert "policy_inference" not in [thread.name for thread in threading.enumerate()]
