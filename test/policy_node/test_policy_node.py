@@ -12,8 +12,9 @@ from std_msgs.msg import String
 
 from rlvla_ros.contract import PROPRIOCEPTION_NAMES
 from rlvla_ros.msg import ActionChunk, Observation
+from rlvla_ros.nodes import policy as policy_node
 from rlvla_ros.nodes.policy import PolicyNode, PolicyNodeConfig
-from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, TokenVla, TokenVlaConfig
+from rlvla_ros.policies import FrozenEncoderConfig, FrozenEncoderPolicy, TokenVla, TokenVlaConfig, load_policy
 from rlvla_ros.ros.images import rgb_to_image
 from rlvla_ros.ros.stats import STATS_QOS
 from rlvla_ros.srv import LoadCheckpoint
@@ -120,17 +121,25 @@ def test_loaded_checkpoint_acts_exactly_like_the_saved_model_and_bumps_the_versi
     assert r.wait_for(lambda: r.stats.get("policy_version") == 2, 5.0)
 
 
-def test_control_goes_on_with_the_old_weights_while_a_checkpoint_loads(rig, tmp_path):
+def test_control_goes_on_with_the_old_weights_while_a_checkpoint_loads(rig, tmp_path, monkeypatch):
     r = rig(model="token_vla")
-    # A frozen-encoder checkpoint takes the better part of a second to load (MobileNetV2 and MiniLM weights).
-    FrozenEncoderPolicy(FrozenEncoderConfig(chunk_size=HORIZON)).save_pretrained(tmp_path / "ckpt")
+    TokenVla(TokenVlaConfig(chunk_size=HORIZON)).save_pretrained(tmp_path / "ckpt")
+    # The load waits until the test lets it go: how long a real one takes does not decide what the test sees.
+    loading, may_load = threading.Event(), threading.Event()
+
+    def held_load(path, **kwargs):
+        loading.set()
+        assert may_load.wait(30.0), "the test never let the load go on"
+        return load_policy(path, **kwargs)
+
+    monkeypatch.setattr(policy_node, "load_policy", held_load)
     future = r.load_client.call_async(LoadCheckpoint.Request(path=str(tmp_path / "ckpt")))
-    answered_while_loading = 0
-    while not future.done():
-        chunk = r.act(observation(step=answered_while_loading))
-        answered_while_loading += not future.done() and chunk.policy_version == 0
+    assert loading.wait(30.0), "the load never started"
+    assert [r.act(observation(step=step)).policy_version for step in range(3)] == [0, 0, 0]
+    assert not future.done()
+    may_load.set()
+    assert r.wait_for(future.done, 30.0)
     assert future.result().success, future.result().message
-    assert answered_while_loading >= 3
     assert r.act(observation()).policy_version == 1
 
 
