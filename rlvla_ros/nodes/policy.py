@@ -6,6 +6,11 @@ Observations it cannot use (no image from the camera, an encoding other than rgb
 the model does not take, non-finite proprio) are refused with a logged reason and counted on ``~/stats``
 (std_msgs/String JSON: ``chunks``, ``policy_version``, ``refused.bad_observation``).
 
+Each chunk is sampled with a seed drawn from the node's ``seed``, the observation's step and its content (image,
+proprioception, instruction), never from what the node answered before: the same observation at the same step gets
+the same chunk, so lock-step episodes with a sampling policy reproduce whatever reached the node earlier (a sensor set
+before the first episode, an episode of another run).
+
 Inference runs in the node's own thread on the newest observation (one that a newer one replaced before inference
 took it is counted as ``dropped_observations``), so the executor thread only hands messages over.
 ``~/load_checkpoint`` (rlvla_ros/srv/LoadCheckpoint) loads a ``save_pretrained`` directory in another thread of the
@@ -23,6 +28,7 @@ the same Q-function.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,7 +71,8 @@ class PolicyNodeConfig:
     deterministic: bool = field(default=False, metadata={
         "description": "publish the mode of the action distribution instead of a sample"})
     num_threads: int = field(default=1, metadata={"description": "torch intra-op threads"})
-    seed: int = field(default=0, metadata={"description": "torch seed: fresh model weights and action sampling"})
+    seed: int = field(default=0, metadata={
+        "description": "torch seed of the fresh model's weights, and with each observation the seed of its chunk"})
     camera: str = field(default="", metadata={
         "description": "camera_names entry whose image the policy sees; empty: the observation's first image"})
     stats_period_s: float = field(default=1.0, metadata={"description": "period of ~/stats when counts changed"})
@@ -203,6 +210,7 @@ class PolicyNode(Node):
         except ValueError as error:
             self._stats.refuse("bad_observation", f"episode '{msg.episode_id}' step {msg.step}: {error}")
             return
+        torch.manual_seed(observation_seed(self.config.seed, obs, msg.step))
         output = self.choose_chunk(policy, obs)
         self._publisher.publish(ActionChunk(
             header=msg.header, episode_id=msg.episode_id, step=msg.step, horizon=policy.chunk_size,
@@ -252,6 +260,14 @@ class PolicyNode(Node):
         if not np.isfinite(proprio).all():
             raise ValueError(f"proprioception is not finite: {proprio.tolist()}")
         return {"image": image_to_rgb(image), "proprio": proprio, "instruction": msg.instruction}
+
+
+def observation_seed(seed: int, obs: dict[str, Any], step: int) -> int:
+    """The sampling seed of one observation: a hash of ``seed``, ``step`` and the observation's content."""
+    digest = hashlib.blake2b(f"{seed}/{step}/{obs['instruction']}".encode(), digest_size=8)
+    digest.update(np.ascontiguousarray(obs["proprio"]).tobytes())
+    digest.update(np.ascontiguousarray(obs["image"]).tobytes())
+    return int.from_bytes(digest.digest(), "little") >> 1  # torch takes seeds below 2**63
 
 
 def main(args: list[str] | None = None) -> int:

@@ -93,8 +93,17 @@ def test_chunks_follow_the_action_contract_and_copy_the_observation_metadata(rig
     assert actions.shape == (HORIZON * 5,) and np.all(np.abs(actions) <= 1.0)
     assert len(chunk.log_probs) == HORIZON and np.isfinite(chunk.log_probs).all()
     assert np.isfinite(chunk.value)
-    sampled = [np.asarray(r.act(observation(step=3)).actions) for _ in range(2)]
-    assert not np.array_equal(sampled[0], sampled[1]), "deterministic is off: chunks are sampled"
+    # deterministic is off: the same observation at another step gets another sample (the mode would be the same)
+    assert not np.array_equal(np.asarray(r.act(observation(step=4)).actions), actions)
+
+
+@pytest.mark.parametrize("model", list(MODELS))
+def test_a_sampled_chunk_depends_on_the_observation_not_on_what_the_node_answered_before(rig, model):
+    r = rig(model=model)
+    first = np.asarray(r.act(observation(seed=0, step=3)).actions)
+    for step in range(3):
+        r.act(observation(seed=1, step=step))
+    assert np.array_equal(np.asarray(r.act(observation(seed=0, step=3)).actions), first)
 
 
 @pytest.mark.parametrize("model", list(MODELS))
