@@ -9,7 +9,8 @@ the model does not take, non-finite proprio) are refused with a logged reason an
 Each chunk is sampled with a seed drawn from the node's ``seed``, the observation's step and its content (image,
 proprioception, instruction), never from what the node answered before: the same observation at the same step gets
 the same chunk, so lock-step episodes with a sampling policy reproduce whatever reached the node earlier (a sensor set
-before the first episode, an episode of another run).
+before the first episode, an episode of another run). A checkpoint loading meanwhile builds its model from the same
+process-wide torch stream, so chunks answered during a load may differ from run to run.
 
 Inference runs in the node's own thread on the newest observation (one that a newer one replaced before inference
 took it is counted as ``dropped_observations``), so the executor thread only hands messages over.
