@@ -122,6 +122,9 @@ class Learner(Node):
             "eval_splits": self.config.eval_splits,
             "eval_episodes": self.config.eval_episodes,
         }
+        self._handles = threading.RLock()
+        """Held while a job's thread uses the node's publisher or policy client; destroy_node takes it."""
+        self._destroyed = False
         self.runner = JobRunner(
             Path(self.config.output_dir),
             defaults={k: v for k, v in defaults.items() if v != ""},
@@ -152,6 +155,11 @@ class Learner(Node):
         )
 
     def destroy_node(self) -> None:
+        # A running job's thread outlives the node (in process: a test, a composed graph) and goes on writing its
+        # checkpoints and history; it must not touch the destroyed publisher and client (a checkpoint handed over then
+        # raised InvalidHandle, and the job failed).
+        with self._handles:
+            self._destroyed = True
         # rclpy's destroy_node leaves waitables alone: the action server would keep the node, and with it the context's
         # DDS participant, alive until the cycle collector found it (a test session held 9 such participants, and
         # Fast DDS hung creating the next one)
@@ -242,22 +250,27 @@ class Learner(Node):
         return result
 
     def _publish_status(self, status: JobStatus) -> None:
-        self._status_pub.publish(status_message(status, self.get_clock().now().to_msg()))
+        with self._handles:
+            if not self._destroyed:
+                self._status_pub.publish(status_message(status, self.get_clock().now().to_msg()))
 
     def _announce_best(self, path: Path) -> threading.Event | None:
         """Ask the policy node to load ``path``; the returned event is set once its answer is in the job's status."""
         if self._load_client is None:
             return None
         job_id = self.runner.status().job_id
-        if not self._load_client.service_is_ready():
-            answer = f"best checkpoint {path.name} not loaded: {self.config.policy_load_service} is not available"
-            self.get_logger().warning(answer)
-            self.runner.record_policy_load(job_id, answer)
-            return None
-        answered = threading.Event()
-        future = self._load_client.call_async(LoadCheckpoint.Request(path=str(path)))
-        future.add_done_callback(lambda f: self._loaded(job_id, path, f, answered))
-        return answered
+        with self._handles:
+            if self._destroyed:
+                return None
+            if self._load_client.service_is_ready():
+                answered = threading.Event()
+                future = self._load_client.call_async(LoadCheckpoint.Request(path=str(path)))
+                future.add_done_callback(lambda f: self._loaded(job_id, path, f, answered))
+                return answered
+        answer = f"best checkpoint {path.name} not loaded: {self.config.policy_load_service} is not available"
+        self.get_logger().warning(answer)
+        self.runner.record_policy_load(job_id, answer)
+        return None
 
     def _loaded(self, job_id: str, path: Path, future, answered: threading.Event) -> None:
         response = future.result()

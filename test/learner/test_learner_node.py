@@ -166,7 +166,6 @@ def test_the_job_history_survives_a_restart_of_the_learner(ros_graph, wait_for, 
     running = client.start("bc", [bag], steps=10**6)
     assert running.accepted and client.wait_state({RUNNING}).job_id == running.job_id
     # The learner node goes away with a job running (as when launch respawns it): a new one reads the history.
-    first.runner.on_change = None  # its publisher goes with the node; the job thread writes only the history now
     ros_graph.executor.remove_node(first)
     ros_graph._nodes.remove(first)
     first.destroy_node()
@@ -278,6 +277,15 @@ def test_fine_tune_action_with_a_bad_goal_aborts_with_the_reason(ros_graph, clie
     assert wait_for(result_future.done, 10.0)
     result = result_future.result().result
     assert not result.success and "unknown algorithm 'nope'" in result.message
+
+
+def test_a_job_that_outlives_its_learner_node_no_longer_uses_the_nodes_publisher_or_client(ros_graph, tmp_path):
+    # In process a job's thread goes on after destroy_node: a checkpoint handed to the destroyed load client raised
+    # InvalidHandle and failed the job (seen in a loaded run of the restart test above).
+    learner = Learner(context=ros_graph.context, parameter_overrides=[Parameter("output_dir", value=str(tmp_path))])
+    learner.destroy_node()
+    assert learner.runner.on_new_best(tmp_path / "step_00000010") is None
+    learner.runner.on_change(learner.runner.status())
 
 
 def test_destroying_the_learner_destroys_its_action_server(ros_graph, tmp_path):
