@@ -178,6 +178,10 @@ class Perception(Node):
         self._in_episode = True
         self._stats.set("in_episode", True)
         self._episode_id = msg.episode_id
+        if msg.instruction:
+            # The episode's own instruction: the instruction topic's copy may come after the START (no order holds
+            # between topics), and the reset's held frame, published below, would carry the previous episode's.
+            self._on_instruction(String(data=msg.instruction))
         self._step = 0
         self._first_set_ns = Time.from_msg(msg.first_set_stamp).nanoseconds
         self._stats.set("episode_id", msg.episode_id)

@@ -216,6 +216,28 @@ def test_a_start_that_overtakes_its_reset_frame_opens_the_episode_with_the_reset
     assert wait_for(lambda: r.count("observations") == 2, 5.0)
 
 
+def test_the_first_observation_carries_the_starts_instruction_when_the_instruction_topic_lags(rig, wait_for):
+    # The episode manager publishes the instruction topic and then the START; between topics no order holds, and the
+    # START releases the held reset frame at once (a lock-step demo's BC episode got the previous instruction at step 0).
+    r = rig(require_episode=True)
+    r.start_episode("ep-1", "lift the blue block")
+    r.joint_states.publish(joint_state(0.9))
+    r.cameras["camera"].publish(raw_image(scene(), "rgb8", 0.9))
+    assert wait_for(lambda: r.count("between_episodes") == 0 and len(r.observations) == 1, 5.0)
+    r.episode_events.publish(EpisodeEvent(event=EpisodeEvent.END, episode_id="ep-1"))
+    assert wait_for(lambda: r.stats.get("in_episode") is False, 5.0)
+    r.joint_states.publish(joint_state(1.0))
+    r.cameras["camera"].publish(raw_image(scene(), "rgb8", 1.0))  # the reset's frame, held
+    r.joint_states.publish(joint_state(1.1))
+    r.cameras["camera"].publish(raw_image(scene(), "rgb8", 1.1))
+    assert wait_for(lambda: r.count("between_episodes") == 1, 5.0), r.stats  # the sentinel: 1.1 replaced 1.0
+    r.episode_events.publish(EpisodeEvent(event=EpisodeEvent.START, episode_id="ep-2",
+                                          instruction="lift the red block", first_set_stamp=stamp(1.1)))
+    assert wait_for(lambda: len(r.observations) == 2, 5.0)
+    assert (r.observations[-1].episode_id, r.observations[-1].step) == ("ep-2", 0)
+    assert r.observations[-1].instruction == "lift the red block"
+
+
 @pytest.mark.parametrize("encoding", ["bgr8", "mono8", "png", "jpeg"])
 def test_other_encodings_decode_to_the_same_rgb8_observation(rig, wait_for, encoding):
     compressed = encoding in ("png", "jpeg")
