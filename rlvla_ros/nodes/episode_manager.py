@@ -15,7 +15,8 @@ episode_id until the episode ends:
   "continue" its rows are only counted in ``intervention_steps``);
 - abort: the ``~/abort`` service (std_srvs/Trigger);
 - stalled: no reward of the episode came for ``stall_timeout_s`` (in lock-step one lost message stops the loop for
-  good; on a real arm a sensor or the policy died). The same task, split and seed run again at once (also without
+  good; on a real arm a sensor or the policy died), or a reward past the last step came before the last step's (it
+  was lost while the graph ran on). The same task, split and seed run again at once (also without
   ``auto_run``: the episode asked for has not run yet), and the stalled episode counts only among the
   ``terminations`` of the statistics.
 
@@ -167,7 +168,8 @@ class EpisodeManager(Node):
         now_s = time.monotonic()
         stall_s = self.config.stall_timeout_s
         if self.episode is not None and stall_s and now_s - self._progress_s > stall_s:
-            self._stall()
+            self.episode.stall()
+            self._run_again(f"no reward for {stall_s} s after step {self.episode.steps}")
         if self._reset_future is not None and now_s - self._reset_sent_s > self.config.reset_timeout_s:
             future, self._reset_future = self._reset_future, None
             future.cancel()
@@ -288,7 +290,10 @@ class EpisodeManager(Node):
         if self.episode is None or msg.episode_id != self.episode.episode_id:
             return
         self._progress_s = time.monotonic()
-        if self.episode.on_reward(msg.step, msg.reward, msg.success):
+        reason = self.episode.on_reward(msg.step, msg.reward, msg.success)
+        if reason == EpisodeEvent.TERMINATION_STALLED:
+            self._run_again(f"the reward of step {msg.step} came, past the last step, and the last step's did not")
+        elif reason:
             self._end_episode()
 
     def _on_executed_action(self, msg: ActionChunk) -> None:
@@ -321,14 +326,13 @@ class EpisodeManager(Node):
         self.get_logger().warning("e-stop engaged: no reset or episode until it is released and ~/start_episode is "
                                   "called")
 
-    def _stall(self) -> None:
+    def _run_again(self, why: str) -> None:
+        """End the stalled episode and run its task, split and seed again."""
         assert self.episode is not None
         spec = self.episode.spec
         self.get_logger().warning(
-            f"episode {self.episode.episode_id} stalled: no reward for {self.config.stall_timeout_s} s after step "
-            f"{self.episode.steps} (a message lost in lock-step, or a node stopped); running "
-            f"{spec.task}/{spec.split} seed {spec.seed} again")
-        self.episode.stall()
+            f"episode {self.episode.episode_id} stalled: {why} (a message lost in lock-step, or a node stopped); "
+            f"running {spec.task}/{spec.split} seed {spec.seed} again")
         self._next_index = spec.index
         self._start_wanted = True  # also without auto_run: the episode asked for has not run yet
         self._end_episode()

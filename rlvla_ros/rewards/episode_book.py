@@ -84,9 +84,15 @@ class RunningEpisode:
         return bool(self.termination_reason)
 
     def on_reward(self, step: int, reward: float, success: bool) -> str:
-        """Account the reward of ``step``; returns the termination reason it causes, or "" to continue."""
-        if self.ended or step in self._rewarded_steps or step >= self.spec.max_steps:
+        """Account the reward of ``step``; returns the termination reason it causes, or "" to continue.
+
+        A reward past the last step of an episode that has not ended means the last step's reward was lost (the graph
+        runs on until the END): the episode stalled, and without this it would never end, since each later reward
+        still counts as progress."""
+        if self.ended or step in self._rewarded_steps:
             return ""  # duplicates and rewards after the end (the graph runs on for a moment) do not count
+        if step >= self.spec.max_steps:
+            return self.stall()
         self._rewarded_steps.add(step)
         self.episode_return += reward
         self.steps = max(self.steps, step + 1)

@@ -215,6 +215,18 @@ def test_a_stalled_episode_ends_and_runs_again_with_its_seed_and_is_not_counted(
     assert stats["terminations"] == {"success": 2, "stalled": 1}
 
 
+def test_a_reward_past_the_last_step_before_the_last_steps_own_runs_the_episode_again(ros_graph, wait_for):
+    # Lock-step runs on until the END: with the last step's reward lost, each later reward was progress (no stall)
+    rig = Rig(ros_graph, wait_for, max_steps=[3], base_seed=4)
+    rig.wait_events(1)
+    for step in (0, 1, 3):  # step 2's reward lost
+        rig.reward("ep1", step)
+    stalled, again = rig.wait_events(3)[1:3]
+    assert (stalled.episode_id, stalled.termination_reason, stalled.length) == ("ep1", "stalled", 2)
+    assert (again.event, again.episode_id, again.seed) == (EpisodeEvent.START, "ep2", 4)
+    assert rig.driver.requests == [("lift", "id", 4), ("lift", "id", 4)]
+
+
 def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for, clock):
     rig = Rig(ros_graph, wait_for, auto_run=False, stall_timeout_s=STALL_TIMEOUT_S)
     assert rig.call("start_episode").success

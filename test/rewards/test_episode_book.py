@@ -49,6 +49,17 @@ def test_timeout_after_the_reward_of_the_last_allowed_step_and_duplicates_count_
     assert (running.steps, running.episode_return, running.success) == (3, 1.5, False)
 
 
+def test_a_reward_past_the_last_step_before_the_last_steps_own_stalls_the_episode():
+    # The graph runs on until the END; with the last step's reward lost, each later reward was progress, and the
+    # episode never ended (a loaded end-to-end run stepped one 12-step episode 8000 times)
+    running = episode(max_steps=3)
+    assert [running.on_reward(s, 0.5, False) for s in (0, 1)] == ["", ""]
+    assert running.on_reward(3, 0.5, False) == "stalled"
+    assert running.on_reward(2, 0.5, False) == "" and running.termination_reason == "stalled"
+    ended = episode(max_steps=3)
+    assert [ended.on_reward(s, 0.5, False) for s in (0, 1, 2, 3)] == ["", "", "timeout", ""]
+
+
 def test_interventions_are_counted_and_end_the_episode_only_when_configured():
     keeps_going = episode()
     assert keeps_going.on_intervention(2) == "" and keeps_going.on_intervention(1) == ""
