@@ -22,6 +22,7 @@ import json
 import threading
 import time
 import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -147,14 +148,16 @@ def _timed_callback(topic: str, callback, stats: NodeStats, count_drops: bool = 
     return timed
 
 
-def watch_node_stats(node: Node, namespace: str) -> dict[str, dict[str, Any]]:
-    """Subscribe ``node`` to the ``~/stats`` of every node under ``namespace`` that the graph lists now; returns a
-    dict, by node name, of the latest snapshot of each, kept up to date as snapshots arrive."""
+def watch_node_stats(node: Node, namespace: str, names: Iterable[str] = ()) -> dict[str, dict[str, Any]]:
+    """Subscribe ``node`` to the ``~/stats`` of the nodes ``names`` under ``namespace`` (none given: of every node
+    there that the graph lists now, which misses one this process has not discovered yet); returns a dict, by node
+    name, of the latest snapshot of each, kept up to date as snapshots arrive."""
     latest: dict[str, dict[str, Any]] = {}
     prefix = namespace.rstrip("/") + "/"
-    for topic, types in node.get_topic_names_and_types():
-        if topic.startswith(prefix) and topic.endswith("/stats") and "std_msgs/msg/String" in types:
-            name = topic[len(prefix):-len("/stats")]
-            node.create_subscription(
-                String, topic, lambda msg, name=name: latest.__setitem__(name, json.loads(msg.data)), STATS_QOS)
+    names = list(names) or [
+        topic[len(prefix):-len("/stats")] for topic, types in node.get_topic_names_and_types()
+        if topic.startswith(prefix) and topic.endswith("/stats") and "std_msgs/msg/String" in types]
+    for name in names:
+        node.create_subscription(String, f"{prefix}{name}/stats",
+                                 lambda msg, name=name: latest.__setitem__(name, json.loads(msg.data)), STATS_QOS)
     return latest
