@@ -168,7 +168,6 @@ class EpisodeManager(Node):
         now_s = time.monotonic()
         stall_s = self.config.stall_timeout_s
         if self.episode is not None and stall_s and now_s - self._progress_s > stall_s:
-            self.episode.stall()
             self._run_again(f"no reward for {stall_s} s after step {self.episode.steps}")
         if self._reset_future is not None and now_s - self._reset_sent_s > self.config.reset_timeout_s:
             future, self._reset_future = self._reset_future, None
@@ -327,8 +326,9 @@ class EpisodeManager(Node):
                                   "called")
 
     def _run_again(self, why: str) -> None:
-        """End the stalled episode and run its task, split and seed again."""
+        """End the episode as stalled (if its rewards have not already) and run its task, split and seed again."""
         assert self.episode is not None
+        self.episode.stall()
         spec = self.episode.spec
         self.get_logger().warning(
             f"episode {self.episode.episode_id} stalled: {why} (a message lost in lock-step, or a node stopped); "
