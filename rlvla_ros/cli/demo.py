@@ -297,11 +297,15 @@ class _GraphClient:
             raise RuntimeError(f"{algorithm} job {job.job_id} ended without a checkpoint: {final.message}")
         return checkpoint
 
-    def _trigger(self, service: str) -> str:
+    def _trigger(self, service: str, query: bool = False) -> str:
+        """Call a Trigger service; a `query` (it changes nothing) is sent again while unanswered."""
         from std_srvs.srv import Trigger
 
+        from rlvla_ros.ros.commander import RESEND_AFTER_S
+
         try:
-            response = self.commander.call(Trigger, f"{self.namespace}/{service}", Trigger.Request(), 60.0)
+            response = self.commander.call(Trigger, f"{self.namespace}/{service}", Trigger.Request(), 60.0,
+                                           resend_after_s=RESEND_AFTER_S if query else None)
         except TimeoutError as error:
             raise RuntimeError(f"{error}\n{self.launch.log_tail()}") from None
         if not response.success:
@@ -309,7 +313,7 @@ class _GraphClient:
         return response.message
 
     def episode_stats(self) -> dict:
-        return json.loads(self._trigger("episode_manager/get_stats"))
+        return json.loads(self._trigger("episode_manager/get_stats", query=True))
 
     def wait_for_episodes(self, count: int, timeout_s: float = 900.0) -> dict:
         """Poll the episode manager until `count` episodes have ended; returns its statistics."""
@@ -339,7 +343,7 @@ class _GraphClient:
 
         ended = sum(self.episode_stats()["terminations"].values())
         deadline = time.monotonic() + timeout_s
-        while (status := json.loads(self._trigger("recorder/get_status")))["recording"] and (
+        while (status := json.loads(self._trigger("recorder/get_status", query=True)))["recording"] and (
                 status["episode_ends"] < ended):
             if not self.launch.running() or time.monotonic() > deadline:
                 cause = "the graph stopped" if not self.launch.running() else f"{timeout_s} s had passed"

@@ -15,6 +15,7 @@ Every call spins the commander's own executor until its answer arrives: no other
 """
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ FINISHED_STATES = (FineTuneStatus.STATE_SUCCEEDED, FineTuneStatus.STATE_FAILED, 
 STATE_NAMES = {FineTuneStatus.STATE_IDLE: "idle", FineTuneStatus.STATE_RUNNING: "running",
                FineTuneStatus.STATE_SUCCEEDED: "succeeded", FineTuneStatus.STATE_FAILED: "failed",
                FineTuneStatus.STATE_CANCELLED: "cancelled"}
+RESEND_AFTER_S = 2.0  # a status query unanswered this long is sent again
 
 
 @dataclasses.dataclass
@@ -51,6 +53,7 @@ class FineTuneCommander(Node):
         self._start = self.create_client(StartFineTune, f"{self.learner}/start_finetune")
         self._stop = self.create_client(StopFineTune, f"{self.learner}/stop_finetune")
         self._status = self.create_client(GetFineTuneStatus, f"{self.learner}/get_status")
+        self._clients_by_name = {}
         self._latest_status: FineTuneStatus | None = None
         # The learner publishes its status on changes and about once a second; keep the newest.
         self.create_subscription(FineTuneStatus, f"{self.learner}/status", self._on_status, 10)
@@ -69,32 +72,59 @@ class FineTuneCommander(Node):
         return response.success, response.message
 
     def get_status(self, job_id: str = "", timeout_s: float = 10.0) -> FineTuneStatus:
-        """Status of a job (empty id: the running or latest one); RuntimeError with the learner's message if none."""
-        response = self.call_service(self._status, GetFineTuneStatus.Request(job_id=job_id), timeout_s)
+        """Status of a job (empty id: the running or latest one); RuntimeError with the learner's message if none.
+
+        The query is sent again while unanswered: it changes nothing, and a reply can be lost (see `call_service`)."""
+        response = self.call_service(self._status, GetFineTuneStatus.Request(job_id=job_id), timeout_s,
+                                     resend_after_s=RESEND_AFTER_S)
         if not response.success:
             raise RuntimeError(response.message)
         return response.status
 
     def wait_for_job(self, job_id: str, on_progress: Callable[[FineTuneStatus], None] | None = None,
-                     timeout_s: float | None = None, poll_period_s: float = 1.0) -> FineTuneStatus:
-        """Block until the job finishes, calling `on_progress` with each new status; returns the final status."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        status = self.get_status(job_id)
-        last_poll = time.monotonic()
-        while status.state not in FINISHED_STATES:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {STATE_NAMES[status.state]} after {timeout_s} s")
-            if on_progress is not None:
-                on_progress(status)
+                     timeout_s: float | None = None, poll_period_s: float = 1.0,
+                     silence_s: float = 30.0) -> FineTuneStatus:
+        """Block until the job finishes, calling `on_progress` with each new status; returns the final status.
+
+        Status comes from the learner's status topic and from a `get_status` poll every `poll_period_s`; a poll left
+        unanswered is sent again. TimeoutError if the job has not finished after `timeout_s`, or if neither the topic
+        nor the service has said anything of the job for `silence_s` (the learner is gone)."""
+        started = time.monotonic()
+        status: FineTuneStatus | None = None
+        reported = None
+        heard = started
+        poll, polled = None, -math.inf
+        while status is None or status.state not in FINISHED_STATES:
+            now = time.monotonic()
+            if timeout_s is not None and now - started > timeout_s:
+                state = "unknown" if status is None else STATE_NAMES[status.state]
+                raise TimeoutError(f"job {job_id} still {state} after {timeout_s} s")
+            if now - heard > silence_s:
+                raise TimeoutError(f"no status of job {job_id} from {self.learner} for {silence_s} s: is the learner "
+                                   "still running?")
+            if poll is not None and now - polled >= RESEND_AFTER_S:
+                self._status.remove_pending_request(poll)  # unanswered: a late reply is dropped, ask again
+                poll = None
+            if poll is None and now - polled >= poll_period_s:
+                poll, polled = self._status.call_async(GetFineTuneStatus.Request(job_id=job_id)), now
             self._executor.spin_once(timeout_sec=0.1)
-            streamed = self._latest_status
+            heard_of = []
+            if poll is not None and poll.done():
+                response, poll = poll.result(), None
+                if not response.success:
+                    raise RuntimeError(response.message)
+                heard_of.append(response.status)
+            streamed, self._latest_status = self._latest_status, None
             if streamed is not None and streamed.job_id == job_id:
-                status = _newer(status, streamed)
-            if time.monotonic() - last_poll >= poll_period_s:
-                # The topic can miss the final change (e.g. best effort on another host): poll as well.
-                status, last_poll = _newer(status, self.get_status(job_id)), time.monotonic()
-        if on_progress is not None:
-            on_progress(status)
+                heard_of.append(streamed)
+            for other in heard_of:
+                # The topic can miss the final change (e.g. best effort on another host): the polls cover it.
+                status, heard = other if status is None else _newer(status, other), time.monotonic()
+            if on_progress is not None and status is not None and status != reported:
+                on_progress(status)
+                reported = status
+        if poll is not None:
+            self._status.remove_pending_request(poll)
         return status
 
     def load_checkpoint(self, policy: str, path: str, timeout_s: float = 30.0) -> tuple[bool, str, int]:
@@ -103,13 +133,14 @@ class FineTuneCommander(Node):
                              LoadCheckpoint.Request(path=path), timeout_s)
         return response.success, response.message, response.policy_version
 
-    def call(self, service_type, name: str, request, timeout_s: float = 30.0):
-        """Call any service once, e.g. the episode manager's get_stats; returns the response."""
-        client = self.create_client(service_type, name)
-        try:
-            return self.call_service(client, request, timeout_s)
-        finally:
-            self.destroy_client(client)
+    def call(self, service_type, name: str, request, timeout_s: float = 30.0, resend_after_s: float | None = None):
+        """Call any service, e.g. the episode manager's get_stats; returns the response. One client per service is
+        kept for the commander's life, so that each call does not wait for a new client to be discovered; pass
+        `resend_after_s` for a request that changes nothing (see `call_service`)."""
+        client = self._clients_by_name.get(name)
+        if client is None:
+            client = self._clients_by_name[name] = self.create_client(service_type, name)
+        return self.call_service(client, request, timeout_s, resend_after_s)
 
     def destroy_node(self) -> None:
         self._executor.remove_node(self)
@@ -119,16 +150,27 @@ class FineTuneCommander(Node):
     def _on_status(self, status: FineTuneStatus) -> None:
         self._latest_status = status
 
-    def call_service(self, client, request, timeout_s: float):
-        """Call `client` with `request` and spin until the answer; TimeoutError if the service is missing or mute."""
+    def call_service(self, client, request, timeout_s: float, resend_after_s: float | None = None):
+        """Call `client` with `request` and spin until the answer; TimeoutError if the service is missing or mute.
+
+        A reply can be lost: the server drops it when it has not yet discovered this client's reply reader (Fast DDS
+        waits 100 ms for it), which happens under load with a client made just before the call. For a request that
+        changes nothing, `resend_after_s` sends it again while unanswered (a late reply to an earlier copy is
+        dropped)."""
         if not client.wait_for_service(timeout_sec=timeout_s):
             raise TimeoutError(f"service {client.srv_name} not available after {timeout_s} s: is the node running "
                                "in this ROS_DOMAIN_ID and namespace?")
-        future = client.call_async(request)
-        self._executor.spin_until_future_complete(future, timeout_sec=timeout_s)
-        if not future.done():
-            raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
-        return future.result()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            future = client.call_async(request)
+            left = deadline - time.monotonic()
+            self._executor.spin_until_future_complete(
+                future, timeout_sec=max(0.0, left if resend_after_s is None else min(left, resend_after_s)))
+            if future.done():
+                return future.result()
+            client.remove_pending_request(future)
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"service {client.srv_name} did not answer within {timeout_s} s")
 
 
 def _newer(status: FineTuneStatus, other: FineTuneStatus) -> FineTuneStatus:

@@ -20,16 +20,29 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 class FakeLearner(Node):
-    """Accepts `bc` only; each status query advances the job one of three steps, then it succeeds."""
+    """Accepts `bc` only; each status query advances the job one of three steps, then it succeeds. The first
+    `lost_status_replies` status replies are lost on the way, as when the service has not yet discovered a new
+    client's reply reader; `mute` answers no status query at all."""
 
     def __init__(self, context):
         super().__init__("learner", namespace="/test_rlvla", context=context)
         self.requests = []
         self.total_steps = 3
         self.status = FineTuneStatus()
+        self.lost_status_replies = 0
+        self.mute = False
         self.create_service(StartFineTune, "~/start_finetune", self._start)
         self.create_service(StopFineTune, "~/stop_finetune", self._stop)
-        self.create_service(GetFineTuneStatus, "~/get_status", self._get_status)
+        status_service = self.create_service(GetFineTuneStatus, "~/get_status", self._get_status)
+        send_response = status_service.send_response
+
+        def send_or_lose(response, header):
+            if self.mute or self.lost_status_replies > 0:
+                self.lost_status_replies -= 1
+                return
+            send_response(response, header)
+
+        status_service.send_response = send_or_lose
 
     def _start(self, request, response):
         self.requests.append(request)
@@ -95,6 +108,28 @@ def test_wait_for_job_reports_progress_until_the_job_succeeds(learner, commander
     assert final.state == FineTuneStatus.STATE_SUCCEEDED
     assert final.best_checkpoint == "/tmp/best"
     assert seen == sorted(seen) and seen[-1] == 3
+
+
+def test_a_lost_status_reply_is_asked_again(learner, commander):
+    commander.start_finetune("bc")
+    learner.lost_status_replies = 1
+    assert commander.get_status().step == 2  # the lost reply's query advanced the job too
+    assert learner.lost_status_replies == 0
+
+
+def test_wait_for_job_follows_the_job_through_lost_status_replies(learner, commander):
+    job = commander.start_finetune("bc")
+    learner.lost_status_replies = 2
+    final = commander.wait_for_job(job.job_id, timeout_s=30, poll_period_s=0.0)
+    assert (final.state, final.step) == (FineTuneStatus.STATE_SUCCEEDED, 3)
+    assert learner.lost_status_replies == 0
+
+
+def test_wait_for_job_gives_up_on_a_learner_that_says_nothing(learner, commander):
+    job = commander.start_finetune("bc")
+    learner.mute = True
+    with pytest.raises(TimeoutError, match="no status of job job-1 from /test_rlvla/learner for 1.0 s"):
+        commander.wait_for_job(job.job_id, poll_period_s=0.0, silence_s=1.0)
 
 
 def test_status_of_an_unknown_job_raises_with_the_learners_message(learner, commander):
