@@ -4,12 +4,14 @@ Each transition of the bags is an observation and the chunk of the next H record
 end are masked). The loss is the policy's imitation loss (:meth:`~rlvla_ros.policies.base.Policy.imitation_loss`):
 the negative log-likelihood of the recorded chunk, so BC fits both the mean and the spread of the action
 distribution, the stochastic policy that online RL then starts from (FLaRe); for a flow-matching policy, whose
-likelihood is intractable, the flow-matching loss. Frozen encoder features are computed once. Episodes are split
+likelihood is intractable, the flow-matching loss. Frozen encoder features are computed once; a trainable encoder can
+see its training images randomly shifted and brightened (``shift_px``, ``brightness``). Episodes are split
 into train/validation by episode; the best checkpoint is the one with the lowest validation loss.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,7 @@ from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.offline import Metrics, OfflineConfig, load_episodes, proprio_dim, run_updates
 from rlvla_ros.algorithms.policy_inputs import PolicyInputs
 from rlvla_ros.data import EpisodeRecord, OfflineDataset
+from rlvla_ros.policies.augmentation import shift_and_brighten
 from rlvla_ros.rollouts import distributed
 
 
@@ -39,6 +42,11 @@ class BcConfig(OfflineConfig):
     val_fraction: float = 0.1
     """Fraction of episodes held out for the validation loss (computed at each log; at least one episode when there
     are two or more)."""
+    shift_px: int = 0
+    """Random translation of the training images by up to this many pixels of the policy's input (DrQ, robomimic's
+    random crops); 0: off. Needs a trainable image encoder."""
+    brightness: float = 0.0
+    """Random brightness scaling of the training images by a factor in [1 - b, 1 + b]; 0: off."""
     patience: int = 0
     """Stop once this many validations in a row brought no lower validation loss ("until validation stops
     improving"); 0: run every step."""
@@ -51,15 +59,17 @@ class BcConfig(OfflineConfig):
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.patience < 0:
             raise ValueError(f"patience must be >= 0, got {self.patience}")
+        if self.brightness >= 1.0:
+            raise ValueError(f"brightness must be < 1, got {self.brightness}")
 
 
 class _ChunkTargets:
     """Encoded observations with their recorded action chunks."""
 
-    def __init__(self, policy, episodes: list[EpisodeRecord], action_clip: float) -> None:
+    def __init__(self, policy, episodes: list[EpisodeRecord], action_clip: float, augment=None) -> None:
         dataset = OfflineDataset(episodes, horizon=policy.chunk_size)
         batch = dataset.get_batch(np.arange(len(dataset)))
-        self.inputs = PolicyInputs(policy, batch)
+        self.inputs = PolicyInputs(policy, batch, augment=augment)
         self.actions = torch.as_tensor(batch["actions"]).clamp(-action_clip, action_clip)
         self.mask = torch.as_tensor(batch["action_mask"])
 
@@ -87,7 +97,12 @@ class BcTrainer(Trainer):
         num_val = max(1, round(config.val_fraction * len(episodes))) if config.val_fraction and len(episodes) > 1 else 0
         policy = context.make_policy(proprio_dim=proprio_dim(episodes))
         distributed.broadcast_parameters(policy)
-        train = _ChunkTargets(policy, [episodes[i] for i in order[num_val:]], config.action_clip)
+        augment = None
+        if config.shift_px or config.brightness:
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + distributed.rank())
+            augment = functools.partial(shift_and_brighten, shift_px=config.shift_px, brightness=config.brightness,
+                                        generator=generator)
+        train = _ChunkTargets(policy, [episodes[i] for i in order[num_val:]], config.action_clip, augment)
         val = _ChunkTargets(policy, [episodes[i] for i in order[:num_val]], config.action_clip) if num_val else None
         optimizer = torch.optim.AdamW(
             [p for p in policy.parameters() if p.requires_grad], lr=config.learning_rate,

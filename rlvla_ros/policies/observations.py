@@ -40,6 +40,19 @@ def image_tensor(images: Any, size: int, device: torch.device) -> torch.Tensor:
     return x
 
 
+def resized_images(images: Any, size: int, chunk: int = 256) -> torch.Tensor:
+    """(B, H, W, 3) uint8 RGB -> (B, size, size, 3) uint8, resized as :func:`image_tensor` resizes (what a model of
+    that input size sees, up to rounding), ``chunk`` images at a time."""
+    images = np.asarray(images)
+    if images.shape[1:3] == (size, size):
+        return torch.as_tensor(images)
+    return torch.cat([
+        image_tensor(images[i : i + chunk], size, torch.device("cpu")).mul_(255.0).round_().to(torch.uint8)
+        .permute(0, 2, 3, 1)
+        for i in range(0, len(images), chunk)
+    ])
+
+
 def proprio_tensor(proprio: Any, dim: int, device: torch.device) -> torch.Tensor:
     """(B, P) float32 proprio tensor; checks P against the model's config."""
     x = torch.as_tensor(np.asarray(proprio, dtype=np.float32), device=device)

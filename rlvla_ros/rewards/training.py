@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from rlvla_ros.data.dataset_sources import dataset_episodes
 from rlvla_ros.data.episodes import EpisodeRecord
+from rlvla_ros.policies.augmentation import shift_and_brighten
 from rlvla_ros.rewards.labelled_episodes import frame_labels
 from rlvla_ros.rewards.success_classifier import SuccessClassifier, SuccessClassifierConfig
 
@@ -173,21 +174,6 @@ def evaluate_success_classifier(model: SuccessClassifier, episodes: Sequence[Epi
     }
 
 
-def _augment(images: torch.Tensor, shift_px: int, brightness: float, generator: torch.Generator) -> torch.Tensor:
-    """Random translation (replicate padding) and brightness scaling of a uint8 (B, S, S, 3) batch."""
-    batch, size = images.shape[0], images.shape[1]
-    out = images
-    if shift_px:
-        padded = F.pad(images.permute(0, 3, 1, 2).float(), [shift_px] * 4, mode="replicate")
-        offsets = torch.randint(0, 2 * shift_px + 1, (batch, 2), generator=generator)
-        out = torch.stack([padded[i, :, y : y + size, x : x + size] for i, (y, x) in enumerate(offsets.tolist())])
-        out = out.permute(0, 2, 3, 1)
-    if brightness:
-        scale = 1.0 + (torch.rand(batch, 1, 1, 1, generator=generator) * 2 - 1) * brightness
-        out = out.float() * scale
-    return out.round().clamp(0, 255).to(torch.uint8)
-
-
 def split_episodes(
     episodes: Sequence[EpisodeRecord], val_fraction: float, seed: int
 ) -> tuple[list[EpisodeRecord], list[EpisodeRecord]]:
@@ -251,7 +237,7 @@ def train_success_classifier(
             positives[torch.randint(len(positives), (half,), generator=generator).numpy()],
             negatives[torch.randint(len(negatives), (config.batch_size - half,), generator=generator).numpy()],
         ]
-        images = _augment(train.images[pick], config.shift_px, config.brightness, generator)
+        images = shift_and_brighten(train.images[pick], config.shift_px, config.brightness, generator)
         proprio = train.proprio[pick] if train.proprio is not None else None
         logits = model(images, [train.instructions[i] for i in pick], proprio)
         loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.device))
