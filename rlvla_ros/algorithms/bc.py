@@ -11,7 +11,6 @@ into train/validation by episode; the best checkpoint is the one with the lowest
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ from rlvla_ros.algorithms.base import JobContext, Trainer
 from rlvla_ros.algorithms.offline import Metrics, OfflineConfig, load_episodes, proprio_dim, run_updates
 from rlvla_ros.algorithms.policy_inputs import PolicyInputs
 from rlvla_ros.data import EpisodeRecord, OfflineDataset
-from rlvla_ros.policies.augmentation import shift_and_brighten
+from rlvla_ros.policies.augmentation import image_augmenter
 from rlvla_ros.rollouts import distributed
 
 
@@ -97,11 +96,7 @@ class BcTrainer(Trainer):
         num_val = max(1, round(config.val_fraction * len(episodes))) if config.val_fraction and len(episodes) > 1 else 0
         policy = context.make_policy(proprio_dim=proprio_dim(episodes))
         distributed.broadcast_parameters(policy)
-        augment = None
-        if config.shift_px or config.brightness:
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + distributed.rank())
-            augment = functools.partial(shift_and_brighten, shift_px=config.shift_px, brightness=config.brightness,
-                                        generator=generator)
+        augment = image_augmenter(config.shift_px, config.brightness, config.seed * 1_000_003 + distributed.rank())
         train = _ChunkTargets(policy, [episodes[i] for i in order[num_val:]], config.action_clip, augment)
         val = _ChunkTargets(policy, [episodes[i] for i in order[:num_val]], config.action_clip) if num_val else None
         optimizer = torch.optim.AdamW(

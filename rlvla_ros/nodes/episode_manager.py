@@ -291,7 +291,8 @@ class EpisodeManager(Node):
         self._progress_s = time.monotonic()
         reason = self.episode.on_reward(msg.step, msg.reward, msg.success)
         if reason == EpisodeEvent.TERMINATION_STALLED:
-            self._run_again(f"the reward of step {msg.step} came, past the last step, and the last step's did not")
+            self._run_again(f"the reward of step {msg.step} came before that of step {self.episode.steps}: the rewards "
+                            "between were lost")
         elif reason:
             self._end_episode()
 

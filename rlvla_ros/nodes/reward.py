@@ -95,7 +95,8 @@ class RewardNode(Node):
         self._episode_id: str | None = None
         self._stats = NodeStats(self)
         self._publisher = self.create_publisher(Reward, "reward", 10)
-        self.create_subscription(Observation, "observation", self._on_observation, 10)
+        # Out of the lock-step loop, so it may fall behind the graph for a while: keep 100 observations for it.
+        self.create_subscription(Observation, "observation", self._on_observation, 100)
         if self.config.source == Reward.SOURCE_SIM_PRIVILEGED:
             self._pairing = SuccessPairing(self.config.success_timeout_s)
             self.create_subscription(TaskSuccess, "sim/success", self._on_sim_success, 10)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional as F
 
@@ -21,3 +24,12 @@ def shift_and_brighten(images: torch.Tensor, shift_px: int, brightness: float,
         scale = 1.0 + (torch.rand(batch, 1, 1, 1, generator=generator) * 2 - 1) * brightness
         out = out.float() * scale
     return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def image_augmenter(shift_px: int, brightness: float, seed: int) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """:func:`shift_and_brighten` with these settings and its own generator seeded by ``seed``; None if both are
+    off."""
+    if not shift_px and not brightness:
+        return None
+    return functools.partial(shift_and_brighten, shift_px=shift_px, brightness=brightness,
+                             generator=torch.Generator().manual_seed(seed))

@@ -86,12 +86,13 @@ class RunningEpisode:
     def on_reward(self, step: int, reward: float, success: bool) -> str:
         """Account the reward of ``step``; returns the termination reason it causes, or "" to continue.
 
-        A reward past the last step of an episode that has not ended means the last step's reward was lost (the graph
-        runs on until the END): the episode stalled, and without this it would never end, since each later reward
-        still counts as progress."""
+        Rewards come in step order (one reliable publisher), so a reward past the next step means the rewards between
+        were lost (a subscriber fell behind under load): the episode stalled, since its recording misses those steps
+        and a dataset drops it; and a lost last-step reward would never end it, each later reward (the graph runs on
+        until the END) counting as progress."""
         if self.ended or step in self._rewarded_steps:
             return ""  # duplicates and rewards after the end (the graph runs on for a moment) do not count
-        if step >= self.spec.max_steps:
+        if step > self.steps:
             return self.stall()
         self._rewarded_steps.add(step)
         self.episode_return += reward

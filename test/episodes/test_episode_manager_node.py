@@ -227,6 +227,17 @@ def test_a_reward_past_the_last_step_before_the_last_steps_own_runs_the_episode_
     assert rig.driver.requests == [("lift", "id", 4), ("lift", "id", 4)]
 
 
+def test_rewards_that_skip_a_step_run_the_episode_again(ros_graph, wait_for):
+    rig = Rig(ros_graph, wait_for, max_steps=[10], base_seed=5)
+    rig.wait_events(1)
+    for step in (0, 2):  # step 1's reward lost
+        rig.reward("ep1", step)
+    stalled, again = rig.wait_events(3)[1:3]
+    assert (stalled.episode_id, stalled.termination_reason, stalled.length) == ("ep1", "stalled", 1)
+    assert (again.event, again.episode_id, again.seed) == (EpisodeEvent.START, "ep2", 5)
+    assert rig.driver.requests == [("lift", "id", 5), ("lift", "id", 5)]
+
+
 def test_without_auto_run_a_stalled_episode_still_runs_again(ros_graph, wait_for, clock):
     rig = Rig(ros_graph, wait_for, auto_run=False, stall_timeout_s=STALL_TIMEOUT_S)
     assert rig.call("start_episode").success

@@ -49,6 +49,17 @@ def test_timeout_after_the_reward_of_the_last_allowed_step_and_duplicates_count_
     assert (running.steps, running.episode_return, running.success) == (3, 1.5, False)
 
 
+def test_a_reward_that_skips_steps_stalls_the_episode():
+    # Rewards come in step order: a gap means rewards were lost (a loaded demo's reward node fell behind the
+    # lock-step graph and skipped steps 0 and 1 of one episode, which the dataset then dropped)
+    running = episode(max_steps=10)
+    assert [running.on_reward(s, 0.5, False) for s in (0, 1)] == ["", ""]
+    assert running.on_reward(3, 0.5, True) == "stalled"
+    assert (running.steps, running.success) == (2, False)
+    first_lost = episode(max_steps=10)
+    assert first_lost.on_reward(1, 0.5, False) == "stalled"
+
+
 def test_a_reward_past_the_last_step_before_the_last_steps_own_stalls_the_episode():
     # The graph runs on until the END; with the last step's reward lost, each later reward was progress, and the
     # episode never ended (a loaded end-to-end run stepped one 12-step episode 8000 times)
