@@ -19,7 +19,7 @@ import numpy as np
 from rosbags.highlevel import AnyReaderError
 from rosbags.serde import SerdeError
 
-from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE, EPISODE_END, EPISODE_START
+from rlvla_ros.contract import ACTION_DIM, ACTION_SPACE, EPISODE_END, EPISODE_START, TERMINATION_STALLED
 from rlvla_ros.data.bag_reader import open_bag
 from rlvla_ros.data.bag_writer import BagWriter
 from rlvla_ros.data.episodes import EpisodeRecord
@@ -194,7 +194,9 @@ def _join(episode_id: str, tables: EpisodeTables) -> _Joined:
     return _Joined(
         episode_id=episode_id,
         steps=step,
-        complete=limit is not None and step == limit,
+        # A stalled episode is a failure of the graph, not an outcome of the policy, and its recording stops where
+        # messages were lost; the episode manager runs its seed again.
+        complete=limit is not None and step == limit and meta["termination_reason"] != TERMINATION_STALLED,
         meta=meta,
         actions=np.asarray(actions, dtype=np.float32).reshape(step, ACTION_DIM),
         rewards=np.asarray(rewards, dtype=np.float32),
@@ -233,8 +235,8 @@ def episodes_from_bag(
 ) -> list[EpisodeRecord]:
     """Rebuild the episodes recorded in one bag, in recording order.
 
-    Steps are joined on (episode_id, step). An episode is complete when it has an END event and all of its
-    `length` steps have an observation, an executed action and a reward. A bag that ends mid-episode (or lost
+    Steps are joined on (episode_id, step). An episode is complete when it has an END event that is not "stalled"
+    and all of its `length` steps have an observation, an executed action and a reward. A bag that ends mid-episode (or lost
     messages) yields incomplete episodes: they are dropped unless `include_incomplete`, in which case they keep
     the longest fully joined prefix of steps and have `complete=False`. Episodes with no joined step are always
     dropped. `camera` picks the observation image by camera name (default: the first camera).

@@ -48,11 +48,11 @@ class _Recorder:
         msg = types[msgtype](**fields)
         self.writer.write(f"{self.ns}/{name}", self.store.serialize_cdr(msg, msgtype), self.stamp_ns)
 
-    def event(self, episode_id: str, kind: int, length: int = 0, success: bool = False) -> None:
+    def event(self, episode_id: str, kind: int, length: int = 0, success: bool = False, reason: str = "") -> None:
         self._put(
             "event", EPISODE_EVENT, event=kind, episode_id=episode_id, task="push", split="id", seed=7,
             instruction="push it", success=success, episode_return=0.0, length=length,
-            termination_reason="success" if success else "", intervention_steps=0,
+            termination_reason=reason or ("success" if success else ""), intervention_steps=0,
             first_set_stamp=self.store.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0),
         )  # fmt: skip
 
@@ -150,6 +150,24 @@ def test_bag_ending_mid_episode_drops_it_or_keeps_the_complete_prefix(tmp_path):
     done, cut = episodes_from_bag(bag, include_incomplete=True)
     assert done.complete and len(done) == 3
     assert not cut.complete and len(cut) == 3 and cut.termination_reason == "" and cut.log_probs is None
+
+
+def test_a_stalled_episode_is_incomplete_whatever_steps_it_has(tmp_path):
+    # The episode manager ends an episode as stalled when its messages were lost (a reward skipped steps) and runs
+    # its seed again; the steps before the stall join, but the episode is the graph's failure, not data
+    with BagWriter(tmp_path) as writer:
+        rec = _Recorder(writer, "/ns")
+        rec.event("stalled", 0)
+        for step in range(3):
+            rec.observation("stalled", step)
+            rec.chunk("stalled", step, _chunk(step, 1), "expert")
+            if step != 2:
+                rec.reward("stalled", step, 0.0)
+        rec.event("stalled", 1, length=2, reason="stalled")
+    bag = writer.bag_paths[0]
+    assert episodes_from_bag(bag) == []
+    (kept,) = episodes_from_bag(bag, include_incomplete=True)
+    assert not kept.complete and len(kept) == 2 and kept.termination_reason == "stalled"
 
 
 def test_episode_record_validates_shapes():
