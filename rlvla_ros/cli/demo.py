@@ -243,8 +243,10 @@ def _evaluate(recipe: Recipe, checkpoint: str, steering_model: str = "") -> dict
 
         rollouts = ParallelSimRollouts(policy, num_envs, recipe.image_size, workers=1, seed=recipe.seed)
     try:
+        # Steering samples its candidates in this process: from the recipe's seed, not from whatever this process
+        # drew in earlier stages, so that two demos print the same table.
         results = evaluate(policy, recipe.tasks, ["id", *OOD_SPLITS], range(recipe.eval_episodes),
-                           num_envs=num_envs, choose_chunk=choose_chunk, rollouts=rollouts)
+                           num_envs=num_envs, choose_chunk=choose_chunk, rollouts=rollouts, seed=recipe.seed)
     finally:
         if rollouts is not None:
             rollouts.close()

@@ -36,17 +36,24 @@ def evaluate(
     temperature: float = 1.0,
     choose_chunk: ChooseChunk | None = None,
     rollouts: SimRollouts | None = None,
+    seed: int | None = None,
 ) -> EvalResults:
-    """Run ``len(seeds)`` episodes per task and split; ``choose_chunk`` replaces the policy's own chunk choice."""
+    """Run ``len(seeds)`` episodes per task and split; ``choose_chunk`` replaces the policy's own chunk choice.
+
+    ``seed``: this process's torch generator starts from it for these episodes (and is restored after), so that
+    what samples here (steering's candidates, a sampling policy) draws the same whatever the process drew before."""
     specs = evaluation_specs(tasks, splits, seeds)
     own = rollouts is None
     rollouts = rollouts or SimRollouts(num_envs, image_size=policy.config.image_size)
     was_training = policy.training
     policy.eval()
     try:
-        episodes = rollouts.run(
-            policy, specs, deterministic=deterministic, temperature=temperature, choose_chunk=choose_chunk
-        )
+        with torch.random.fork_rng(enabled=seed is not None):
+            if seed is not None:
+                torch.manual_seed(seed)
+            episodes = rollouts.run(
+                policy, specs, deterministic=deterministic, temperature=temperature, choose_chunk=choose_chunk
+            )
     finally:
         policy.train(was_training)
         if own:
@@ -87,9 +94,8 @@ def evaluate_with_steering(
     rollouts = SimRollouts(num_envs, image_size=policy.config.image_size)
     try:
         plain = evaluate(policy, tasks, splits, seeds, rollouts=rollouts)
-        torch.manual_seed(seed)
         hook = steering_hook(policy, q_model, budget, temperature)
-        steered = evaluate(policy, tasks, splits, seeds, choose_chunk=hook, rollouts=rollouts)
+        steered = evaluate(policy, tasks, splits, seeds, choose_chunk=hook, rollouts=rollouts, seed=seed)
     finally:
         rollouts.close()
     return {"policy": plain, "steered": steered}

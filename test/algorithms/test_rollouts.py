@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from rlvla_ros.policies import new_policy
 from rlvla_ros.rollouts.evaluation import evaluate, evaluation_specs
@@ -62,6 +63,25 @@ def test_choose_chunk_hook_replaces_the_policy(policy, rollouts):
     episodes = rollouts.run(policy, [EpisodeSpec("lift", "id", 0)] * 2, choose_chunk=hold_still)
     assert batch_sizes[0] == 2 and len(batch_sizes) == 50 // policy.chunk_size + 1
     assert all((e.actions == 0).all() and np.isnan(e.log_probs).all() for e in episodes)
+
+
+def test_a_seeded_evaluation_draws_the_same_whatever_was_drawn_before_and_restores_the_generator(policy, rollouts):
+    # The demo's steering evaluation samples in its own process, after stages that drew an unknown amount
+    draws = []
+
+    def draw_and_hold_still(batch):
+        draws.append(torch.rand(1).item())
+        return np.zeros((len(batch["instruction"]), policy.chunk_size, 5), np.float32)
+
+    runs = []
+    for drawn_before in (1, 1000):
+        torch.rand(drawn_before)
+        state = torch.get_rng_state()
+        evaluate(policy, ["lift"], ["id"], [0], rollouts=rollouts, choose_chunk=draw_and_hold_still, seed=3)
+        assert torch.equal(torch.get_rng_state(), state)
+        runs.append(draws[:])
+        draws.clear()
+    assert runs[0] == runs[1] and len(set(runs[0])) > 1
 
 
 def test_evaluation_specs_refuse_unknown_tasks_and_splits():
