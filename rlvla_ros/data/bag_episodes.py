@@ -236,8 +236,8 @@ def episodes_from_bag(
     """Rebuild the episodes recorded in one bag, in recording order.
 
     Steps are joined on (episode_id, step). An episode is complete when it has an END event that is not "stalled"
-    and all of its `length` steps have an observation, an executed action and a reward. A bag that ends mid-episode (or lost
-    messages) yields incomplete episodes: they are dropped unless `include_incomplete`, in which case they keep
+    and all of its `length` steps have an observation, an executed action and a reward. A bag that ends mid-episode
+    (or lost messages) yields incomplete episodes: they are dropped unless `include_incomplete`, in which case they keep
     the longest fully joined prefix of steps and have `complete=False`. Episodes with no joined step are always
     dropped. `camera` picks the observation image by camera name (default: the first camera).
     """

@@ -15,8 +15,8 @@ episode_id until the episode ends:
   "continue" its rows are only counted in ``intervention_steps``);
 - abort: the ``~/abort`` service (std_srvs/Trigger);
 - stalled: no reward of the episode came for ``stall_timeout_s`` (in lock-step one lost message stops the loop for
-  good; on a real arm a sensor or the policy died), or a reward past the last step came before the last step's (it
-  was lost while the graph ran on). The same task, split and seed run again at once (also without
+  good; on a real arm a sensor or the policy died), or a reward skipped steps (the rewards between were lost while
+  the graph ran on). The same task, split and seed run again at once (also without
   ``auto_run``: the episode asked for has not run yet), and the stalled episode counts only among the
   ``terminations`` of the statistics.
 

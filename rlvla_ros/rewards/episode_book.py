@@ -9,7 +9,7 @@ times out once the reward of step ``max_steps - 1`` has arrived.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 from rlvla_ros.contract import (
@@ -76,7 +76,6 @@ class RunningEpisode:
     success: bool = False
     termination_reason: str = ""
     """Empty while running, else one of the TERMINATION_* values."""
-    _rewarded_steps: set[int] = field(default_factory=set, init=False, repr=False)
 
     @property
     def ended(self) -> bool:
@@ -90,13 +89,12 @@ class RunningEpisode:
         were lost (a subscriber fell behind under load): the episode stalled, since its recording misses those steps
         and a dataset drops it; and a lost last-step reward would never end it, each later reward (the graph runs on
         until the END) counting as progress."""
-        if self.ended or step in self._rewarded_steps:
+        if self.ended or step < self.steps:
             return ""  # duplicates and rewards after the end (the graph runs on for a moment) do not count
         if step > self.steps:
             return self.stall()
-        self._rewarded_steps.add(step)
         self.episode_return += reward
-        self.steps = max(self.steps, step + 1)
+        self.steps = step + 1
         if success:
             self.success = True
             return self._end(TERMINATION_SUCCESS)
